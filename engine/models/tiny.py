@@ -1,0 +1,458 @@
+"""Tiny randomly initialised vision-language models for tests and offline demos.
+
+No model hub is reachable, so every supported family is built here from
+config objects: a text model with hidden size 64, 2 layers and 4 heads, a
+vision encoder with hidden size 32 and 2 layers, 32-64 px images, and a
+byte-level BPE tokenizer trained locally on a small corpus. Each model and its
+processor are saved with `save_pretrained`, so `AutoModelForImageTextToText`
+and `AutoProcessor` load them like any hub checkpoint.
+
+The chat templates imitate the real ones of each family closely enough for
+training code: the image placeholder sits where the family's processor expects
+it, rendering the user turn with `add_generation_prompt=True` is an exact
+prefix of rendering the user and assistant turns, and the assistant turn ends
+with a token that generation stops on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    AutoModelForImageTextToText,
+    CLIPImageProcessorPil,
+    CLIPVisionConfig,
+    GenerationConfig,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaProcessor,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    ProcessorMixin,
+)
+
+
+logger = logging.getLogger(__name__)
+
+TINY_FAMILIES: tuple[str, ...] = (
+    "mllama",
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "qwen3_vl",
+    "idefics3",
+    "llava",
+    "gemma3",
+    "paligemma",
+)
+
+TEXT_HEADS = 4
+VISION_HIDDEN = 32
+VISION_LAYERS = 2
+VISION_HEADS = 4
+
+# Every special token that any family's tokenizer, processor or chat template
+# uses. One shared vocabulary keeps `train_tokenizer` independent of the
+# family; each family then names the tokens it uses (bos, eos, image token).
+SPECIAL_TOKENS: tuple[str, ...] = (
+    # LLaVA (Llama 2 style) and the shared padding token
+    "<pad>",
+    "<s>",
+    "</s>",
+    "<unk>",
+    "<image>",
+    # Qwen2-VL, Qwen2.5-VL, Qwen3-VL
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    # Gemma 3 and PaliGemma
+    "<bos>",
+    "<eos>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<start_of_image>",
+    "<end_of_image>",
+    "<image_soft_token>",
+    # Mllama (Llama 3 style); Idefics3 uses the same text tokens
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "<|finetune_right_pad_id|>",
+    "<|python_tag|>",
+    "<|image|>",
+    # Idefics3
+    "<end_of_utterance>",
+    "<fake_token_around_image>",
+    "<global-img>",
+    *(f"<row_{row}_col_{col}>" for row in range(1, 7) for col in range(1, 7)),
+)
+
+_FINDINGS = (
+    "The lungs are clear.",
+    "There is no pleural effusion or pneumothorax.",
+    "The cardiomediastinal silhouette is within normal limits.",
+    "Heart size is mildly enlarged.",
+    "There is a small left pleural effusion.",
+    "Patchy opacity in the right lower lobe may represent pneumonia.",
+    "No focal consolidation is seen.",
+    "Degenerative changes of the thoracic spine are noted.",
+    "A nodule measuring 8 mm is seen in the left upper lobe.",
+    "The endotracheal tube terminates 4 cm above the carina.",
+    "There is mild pulmonary vascular congestion.",
+    "No acute fracture or dislocation is identified.",
+    "The liver is normal in size and echotexture.",
+    "There is a 2 cm hypodense lesion in the right kidney, likely a simple cyst.",
+    "The gallbladder contains several small stones without wall thickening.",
+    "No free fluid is seen in the abdomen.",
+    "There is an acute infarct in the left middle cerebral artery territory.",
+    "The ventricles and sulci are normal for age.",
+    "No intracranial hemorrhage or mass effect is present.",
+    "Mild atelectasis is present at both lung bases.",
+)
+_IMPRESSIONS = (
+    "Impression: no acute cardiopulmonary process.",
+    "Impression: findings compatible with right lower lobe pneumonia.",
+    "Impression: small left pleural effusion, otherwise stable.",
+    "Impression: cardiomegaly with mild interstitial edema.",
+    "Impression: stable examination compared with the prior study.",
+    "Impression: follow-up CT is recommended in 3 months.",
+)
+_QUESTIONS = (
+    "Describe the findings in this image.",
+    "Write the radiology report for this study.",
+    "Is there a pleural effusion?",
+    "What is the most likely diagnosis?",
+    "Which organ is shown?",
+    "Is the heart enlarged?",
+    "Summarize the impression in one sentence.",
+    "What imaging modality was used?",
+)
+_ANSWERS = (
+    "Yes.",
+    "No.",
+    "A chest radiograph, frontal view.",
+    "An axial CT slice of the abdomen.",
+    "An MRI of the brain, diffusion-weighted.",
+    "The most likely diagnosis is pneumonia.",
+    "The heart size is normal.",
+    "There is no acute abnormality.",
+)
+
+
+def default_corpus() -> list[str]:
+    """Return the built-in tokenizer corpus of report-like and question/answer lines.
+
+    The lines are combinations of a few dozen fixed sentences, so the list is
+    the same on every call (several hundred lines).
+    """
+    reports = [
+        f"Findings: {first} {second} {impression}"
+        for (first, second), impression in zip(
+            itertools.permutations(_FINDINGS, 2), itertools.cycle(_IMPRESSIONS)
+        )
+    ]
+    dialogues = [
+        f"Question: {question} Answer: {answer}" for question, answer in itertools.product(_QUESTIONS, _ANSWERS)
+    ]
+    return reports + dialogues + list(_FINDINGS) + list(_IMPRESSIONS)
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer that contains every family's special tokens.
+
+    The returned tokenizer is generic: `<pad>` is its pad token, padding is on
+    the right and it adds no special tokens when encoding. `build_tiny_vlm`
+    derives each family's tokenizer from it by naming bos, eos and the image
+    tokens. `vocab_size` counts the special tokens and the 256 byte symbols,
+    and the corpus may be too small to reach it.
+    """
+    minimum = len(SPECIAL_TOKENS) + 256
+    if vocab_size < minimum:
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: the byte alphabet and the special tokens "
+            f"alone need {minimum}. Pass vocab_size >= {minimum}."
+        )
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(dict.fromkeys(SPECIAL_TOKENS)),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", padding_side="right"
+    )
+
+
+def _chat_template(
+    turns: dict[str, tuple[str, str]],
+    *,
+    separator: str,
+    image: str,
+    generation_prompt: str,
+    bos: str = "",
+    default_system: str | None = None,
+) -> str:
+    """Build a Jinja chat template for messages whose content is a list of typed items.
+
+    `turns` maps each role to the header before and the end-of-turn text after
+    its content. Messages are joined by `separator`, an image item renders as
+    `image`, and `add_generation_prompt` appends `separator +
+    generation_prompt`. Because `generation_prompt` is a prefix of the
+    assistant header, rendering [user] with the generation prompt is an exact
+    prefix of rendering [user, assistant]. Fixed strings are written as JSON
+    string literals because the processor compiles templates with
+    `trim_blocks`, which would drop a newline written right after a tag.
+    The text starts with `bos`, and with a system turn holding
+    `default_system` when that is set and the first message is not a system
+    message (as Qwen2-VL's template does).
+    """
+    assistant_header = turns["assistant"][0]
+    if not assistant_header.startswith(generation_prompt):
+        raise ValueError(
+            f"Generation prompt {generation_prompt!r} must be a prefix of the assistant header {assistant_header!r}."
+        )
+
+    def emit(text: str) -> str:
+        return "{{ " + json.dumps(text) + " }}" if text else ""
+
+    def content() -> str:
+        return (
+            "{% if message['content'] is string %}{{ message['content'] }}"
+            "{% else %}{% for item in message['content'] %}"
+            "{% if item['type'] == 'image' %}" + emit(image) + ""
+            "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+            "{% endfor %}{% endif %}"
+        )
+
+    branches = ""
+    for index, (role, (header, end_of_turn)) in enumerate(turns.items()):
+        keyword = "if" if index == 0 else "elif"
+        branches += f"{{% {keyword} message['role'] == {json.dumps(role)} %}}" + emit(header) + content() + emit(end_of_turn)
+    system_turn = ""
+    if default_system is not None:
+        header, end_of_turn = turns["system"]
+        system_turn = (
+            "{% if not messages or messages[0]['role'] != 'system' %}"
+            + emit(header + default_system + end_of_turn + separator)
+            + "{% endif %}"
+        )
+    return (
+        emit(bos)
+        + system_turn
+        + "{% for message in messages %}"
+        "{% if not loop.first %}" + emit(separator) + "{% endif %}"
+        + branches
+        + "{% else %}{{ raise_exception('Unsupported role: ' + message['role']) }}{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}" + emit(separator + generation_prompt) + "{% endif %}"
+    )
+
+
+@dataclass(frozen=True)
+class _TinySize:
+    """Sizes that the caller of `build_tiny_vlm` chooses."""
+
+    text_hidden: int
+    num_layers: int
+    image_size: int
+
+    @property
+    def text_kwargs(self) -> dict[str, int]:
+        """Keyword arguments shared by the decoder-only text configs."""
+        return {
+            "hidden_size": self.text_hidden,
+            "intermediate_size": 2 * self.text_hidden,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": TEXT_HEADS,
+            "num_key_value_heads": TEXT_HEADS,
+            "max_position_embeddings": 1024,
+        }
+
+
+@dataclass(frozen=True)
+class _FamilyRecipe:
+    """How to build one family: its tokens, chat template, processor and config.
+
+    `tokens` holds the tokenizer's named special tokens (`bos_token`,
+    `eos_token`, `pad_token` and family names such as `image_token`).
+    `make_processor(tokenizer, size)` returns the processor and
+    `make_config(tokenizer, size)` the model config, with the vocabulary size
+    taken from the tokenizer after the processor has added its tokens.
+    `end_of_turn_tokens` are extra ids that stop generation besides eos.
+    `after_init` adjusts a freshly initialised model in place.
+    """
+
+    tokens: dict[str, str]
+    chat_template: str | None
+    default_image_size: int
+    make_processor: Callable[[PreTrainedTokenizerFast, _TinySize], ProcessorMixin]
+    make_config: Callable[[PreTrainedTokenizerFast, _TinySize], PretrainedConfig]
+    end_of_turn_tokens: tuple[str, ...] = ()
+    after_init: Callable[[PreTrainedModel], None] | None = None
+
+
+def _square(size: int) -> dict[str, int]:
+    return {"height": size, "width": size}
+
+
+# --- LLaVA: CLIP vision tower, Llama text model -----------------------------
+
+_LLAVA_PATCH = 8
+
+
+def _llava_processor(tokenizer: PreTrainedTokenizerFast, size: _TinySize) -> ProcessorMixin:
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": size.image_size}, crop_size=_square(size.image_size)
+    )
+    # The CLIP tower prepends a CLS embedding, which the "default" feature
+    # selection strategy drops again, so each image takes (size / patch)^2 tokens.
+    return LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=_LLAVA_PATCH,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=tokenizer.chat_template,
+    )
+
+
+def _llava_config(tokenizer: PreTrainedTokenizerFast, size: _TinySize) -> PretrainedConfig:
+    vision = CLIPVisionConfig(
+        hidden_size=VISION_HIDDEN,
+        intermediate_size=2 * VISION_HIDDEN,
+        num_hidden_layers=VISION_LAYERS,
+        num_attention_heads=VISION_HEADS,
+        image_size=size.image_size,
+        patch_size=_LLAVA_PATCH,
+        projection_dim=VISION_HIDDEN,
+    )
+    text = LlamaConfig(vocab_size=len(tokenizer), **size.text_kwargs, **_special_ids(tokenizer))
+    return LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=(size.image_size // _LLAVA_PATCH) ** 2,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+
+
+_LLAVA = _FamilyRecipe(
+    tokens={"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "image_token": "<image>"},
+    # LLaVA-1.5 style: "USER: <image>\n... ASSISTANT: ...</s>".
+    chat_template=_chat_template(
+        {"system": ("", ""), "user": ("USER: ", ""), "assistant": ("ASSISTANT: ", "</s>")},
+        separator=" ",
+        image="<image>\n",
+        generation_prompt="ASSISTANT:",
+        bos="<s>",
+    ),
+    default_image_size=32,
+    make_processor=_llava_processor,
+    make_config=_llava_config,
+)
+
+
+# --- Building and saving -----------------------------------------------------
+
+_RECIPES: dict[str, _FamilyRecipe] = {
+    "llava": _LLAVA,
+}
+
+
+def _special_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
+    return {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
+def _family_tokenizer(base: PreTrainedTokenizerFast, recipe: _FamilyRecipe) -> PreTrainedTokenizerFast:
+    """Copy the trained tokenizer and name the family's special tokens on it."""
+    backend = Tokenizer.from_str(base.backend_tokenizer.to_str())
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        padding_side="right",
+        chat_template=recipe.chat_template,
+        **recipe.tokens,
+    )
+
+
+def _generation_config(tokenizer: PreTrainedTokenizerFast, recipe: _FamilyRecipe) -> GenerationConfig:
+    stop_ids = [tokenizer.eos_token_id, *tokenizer.convert_tokens_to_ids(list(recipe.end_of_turn_tokens))]
+    return GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=stop_ids if len(stop_ids) > 1 else stop_ids[0],
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def build_tiny_vlm(
+    family: str,
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    corpus: Iterable[str] | None = None,
+    text_hidden: int = 64,
+    num_layers: int = 2,
+    image_size: int | None = None,
+) -> Path:
+    """Build a randomly initialised VLM of `family` and save it with its processor.
+
+    `out_dir` then loads with `AutoModelForImageTextToText.from_pretrained` and
+    `AutoProcessor.from_pretrained`. The tokenizer is trained on `corpus`
+    (default: `default_corpus()`); weights depend only on `seed` and the
+    sizes. `text_hidden` must be divisible by 4 (the number of attention
+    heads), and `image_size` defaults to the family's smallest valid size.
+    Returns `out_dir`.
+    """
+    if family not in _RECIPES:
+        raise ValueError(f"Unknown tiny model family {family!r}. Choose one of: {', '.join(TINY_FAMILIES)}.")
+    if text_hidden % TEXT_HEADS != 0:
+        raise ValueError(f"text_hidden={text_hidden} must be divisible by the {TEXT_HEADS} attention heads.")
+    recipe = _RECIPES[family]
+    size = _TinySize(text_hidden, num_layers, image_size or recipe.default_image_size)
+
+    base = train_tokenizer(default_corpus() if corpus is None else corpus)
+    tokenizer = _family_tokenizer(base, recipe)
+    processor = recipe.make_processor(tokenizer, size)
+    config = recipe.make_config(processor.tokenizer, size)
+
+    # Fork the global generator so that building a model leaves the caller's
+    # random state untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForImageTextToText.from_config(config)
+    if recipe.after_init is not None:
+        recipe.after_init(model)
+    model.generation_config = _generation_config(processor.tokenizer, recipe)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    logger.info(
+        "Saved tiny %s model (%d parameters) to %s",
+        family,
+        sum(p.numel() for p in model.parameters()),
+        out_dir,
+    )
+    return out_dir
