@@ -1,0 +1,6 @@
+import sys
+
+from engine.cli import main
+
+
+sys.exit(main())

@@ -1,0 +1,41 @@
+"""Turn the user's data path into training samples, with every file accounted for."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engine.data.sample import Sample
+
+
+logger = logging.getLogger(__name__)
+
+
+def load_samples(path: Path, cache_dir: Path) -> tuple[list[Sample], dict]:
+    """Ingest a folder or zip and return (samples, ingestion report as a dict)."""
+    try:
+        from engine.data.ingest import ingest
+    except ImportError:  # TEMPORARY until ingestion lands
+        return _flat(Path(path)), {}
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Data path {path} does not exist; pass a folder or .zip of images with reports.")
+    result = ingest(path, Path(cache_dir))
+    report = result.report.to_json()
+    if not result.samples:
+        raise ValueError(
+            f"No usable image–report pairs in {path}.\n{result.report.summary_text()}\n"
+            "Each image needs a report: a same-named .txt/.md file, a manifest, or a report.txt in its folder."
+        )
+    logger.info("Ingested %s: %d usable pairs", path, len(result.samples))
+    return result.samples, report
+
+
+def _flat(path):
+    from engine.data.attributes import parse_attributes
+    out = []
+    for image in sorted(path.glob("*.jpg")):
+        report = image.with_suffix(".txt").read_text()
+        out.append(Sample(image.stem, image, report.strip(), image.name, parse_attributes(report)))
+    return out

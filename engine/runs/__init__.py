@@ -1,0 +1,3 @@
+from engine.runs.folder import RunFolder, RunStatus
+
+__all__ = ["RunFolder", "RunStatus"]

@@ -1,0 +1,444 @@
+"""One tuning run from config to artifacts: setup, warm-up stage, main stage, save."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from torch.utils.data import Dataset
+from transformers import TrainingArguments
+
+from engine.config import RunConfig
+from engine.data.loading import load_samples
+from engine.data.sample import Sample
+from engine.models.demo import cache_root
+from engine.models.families import PROXY_MODULE_NAME, parameters_by_group
+from engine.models.loading import LoadedModel, load_model
+from engine.proxy import PLACEHOLDER_TOKEN, ProxyInstruction, initial_proxy_tokens
+from engine.runs.folder import RunFolder
+from engine.training.callbacks import (
+    PROXY_CHECKPOINT_NAME,
+    MetricsCallback,
+    ProxyCheckpointCallback,
+    ProxyMomentumCallback,
+    StopCallback,
+    load_proxy,
+    save_proxy,
+)
+from engine.training.collator import ReportCollator, fitted_size
+from engine.training.parts import apply_trainable_parts, freeze
+from engine.training.trainer import InstructionFreeTrainer
+
+
+logger = logging.getLogger(__name__)
+
+
+class SampleDataset(Dataset):
+    def __init__(self, samples: list[Sample]) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]
+
+
+@dataclass
+class StagePlan:
+    """Optimizer steps per stage, computed once so metrics can report an ETA."""
+
+    warmup_steps: int
+    main_steps: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.warmup_steps + self.main_steps
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def plan_stages(config: RunConfig, num_samples: int) -> StagePlan:
+    training, method = config.training, config.method
+    per_rank = math.ceil(num_samples / world_size())
+    steps_per_epoch = max(math.ceil(per_rank / training.batch_size) // training.gradient_accumulation_steps, 1)
+    if method.instruction != "proxy":
+        warmup = 0
+    elif method.warmup_steps is not None:
+        warmup = method.warmup_steps
+    else:
+        warmup = math.ceil(method.warmup_epochs * steps_per_epoch)
+    if training.max_steps is not None:
+        main = training.max_steps
+    else:
+        main = math.ceil(training.epochs * steps_per_epoch)
+    return StagePlan(warmup_steps=warmup, main_steps=main)
+
+
+def user_text_for(config: RunConfig) -> str:
+    """Return what stands in the user turn: placeholders, the fixed text, or nothing."""
+    method = config.method
+    if method.instruction == "proxy":
+        return PLACEHOLDER_TOKEN * method.num_proxy_tokens
+    if method.instruction == "fixed":
+        return method.fixed_instruction
+    return ""
+
+
+def create_proxy(loaded: LoadedModel, config: RunConfig) -> ProxyInstruction:
+    """Add the placeholder token to the tokenizer and build the initial proxy."""
+    tokenizer = loaded.tokenizer
+    tokenizer.add_tokens([PLACEHOLDER_TOKEN], special_tokens=True)
+    placeholder_id = tokenizer.convert_tokens_to_ids(PLACEHOLDER_TOKEN)
+    embedding = loaded.model.get_input_embeddings()
+    generator = torch.Generator().manual_seed(config.training.seed)
+    tokens = initial_proxy_tokens(
+        embedding,
+        tokenizer,
+        config.method.num_proxy_tokens,
+        config.method.proxy_init,
+        config.method.proxy_init_text,
+        generator=generator,
+    )
+    proxy = ProxyInstruction(tokens, placeholder_id=placeholder_id, substitute_id=tokenizer.pad_token_id or 0)
+    return proxy.to(embedding.weight.device)
+
+
+def training_arguments(config: RunConfig, output_dir: Path, max_steps: int, learning_rate: float, dtype) -> TrainingArguments:
+    training = config.training
+    on_cpu = not torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=training.batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        learning_rate=learning_rate,
+        weight_decay=training.weight_decay,
+        warmup_steps=training.lr_warmup_ratio,
+        logging_steps=training.logging_steps,
+        save_strategy="steps",
+        save_steps=training.save_steps,
+        save_total_limit=training.save_total_limit,
+        seed=training.seed,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=training.num_workers,
+        use_cpu=on_cpu,
+        bf16=dtype == torch.bfloat16,
+        activation_checkpointing=config.model.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if config.model.gradient_checkpointing else None,
+        ddp_backend="gloo" if on_cpu and world_size() > 1 else None,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+
+
+def data_manifest(samples: list[Sample], dropped: list[str], ingestion: dict) -> dict:
+    """Counts and content hashes only: no names, paths or identifiers of patients."""
+    entries = []
+    for sample in samples:
+        entries.append(
+            {
+                "image_sha256": hashlib.sha256(Path(sample.image_path).read_bytes()).hexdigest(),
+                "report_sha256": hashlib.sha256(sample.report.encode("utf-8")).hexdigest(),
+                "group": sample.group,
+            }
+        )
+    return {
+        "num_samples": len(samples),
+        "num_dropped_no_label_tokens": len(dropped),
+        "ingestion_totals": ingestion.get("totals", {}),
+        "samples": entries,
+    }
+
+
+def drop_samples_without_labels(samples: list[Sample], collator: ReportCollator) -> tuple[list[Sample], list[str]]:
+    """Drop samples whose prompt alone fills max_length, so no report token would remain."""
+    kept, dropped = [], []
+    lengths: dict[tuple[int, int], int] = {}
+    for sample in samples:
+        image = collator_image_size(sample, collator)
+        if image not in lengths:
+            lengths[image] = int(collator.encode_prompts([sample])["input_ids"].shape[1])
+        if lengths[image] < collator.max_length:
+            kept.append(sample)
+        else:
+            dropped.append(sample.source)
+    if dropped:
+        logger.warning(
+            "Dropped %d sample(s) whose prompt alone reaches max_length %d (no report token left): %s",
+            len(dropped),
+            collator.max_length,
+            ", ".join(dropped[:5]),
+        )
+    return kept, dropped
+
+
+def collator_image_size(sample: Sample, collator: ReportCollator) -> tuple[int, int]:
+    # Prompt length depends on the image only through its size; reading the
+    # header is enough.
+    with Image.open(sample.image_path) as image:
+        return fitted_size(image.size, collator.image_size)
+
+
+# --- stages -------------------------------------------------------------------
+
+
+@dataclass
+class RunContext:
+    config: RunConfig
+    folder: RunFolder
+    loaded: LoadedModel
+    dataset: SampleDataset
+    collator: ReportCollator
+    plan: StagePlan
+    started: float
+    stop: StopCallback
+
+
+def _make_trainer(context: RunContext, model, stage: str, proxy, max_steps: int, learning_rate: float, offset: int):
+    config = context.config
+    args = training_arguments(config, context.folder.checkpoints_dir(stage), max_steps, learning_rate, model.dtype)
+    callbacks = [
+        MetricsCallback(context.folder.metrics_path, stage, offset, context.plan.total_steps, context.started),
+        context.stop,
+    ]
+    if proxy is not None:
+        callbacks.append(ProxyCheckpointCallback(proxy))
+        if stage == "main":
+            callbacks.append(ProxyMomentumCallback(proxy, config.method.momentum))
+    return InstructionFreeTrainer(
+        model=model,
+        args=args,
+        train_dataset=context.dataset,
+        data_collator=context.collator,
+        callbacks=callbacks,
+        proxy=proxy,
+        proxy_learning_rate=learning_rate if stage == "warmup" else config.method.proxy_learning_rate,
+        use_average=stage == "main",
+    )
+
+
+def run_warmup(context: RunContext, proxy: ProxyInstruction, resume: bool) -> bool:
+    """Train the proxy alone with every model weight frozen; return False if stopped."""
+    folder = context.folder
+    if folder.warmup_proxy_path.exists():
+        load_proxy(proxy, folder.warmup_proxy_path)
+        logger.info("Warm-up already finished; reusing %s", folder.warmup_proxy_path)
+        return True
+    if context.plan.warmup_steps == 0:
+        proxy.reset_average()
+        return True
+
+    model = context.loaded.model
+    freeze(model)
+    proxy.tokens.requires_grad_(True)
+    checkpoint = folder.last_checkpoint("warmup") if resume else None
+    if checkpoint is not None:
+        load_proxy(proxy, checkpoint / PROXY_CHECKPOINT_NAME)
+    trainer = _make_trainer(
+        context, model, "warmup", proxy, context.plan.warmup_steps, context.config.method.warmup_learning_rate, 0
+    )
+    logger.info("Warm-up: training the proxy alone for %d steps", context.plan.warmup_steps)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if context.stop.requested:
+        return False
+
+    # t̄ starts as a copy of the warmed-up proxy.
+    proxy.reset_average()
+    if is_main_process():
+        save_proxy(proxy, folder.warmup_proxy_path)
+    return True
+
+
+def run_main(context: RunContext, proxy: ProxyInstruction | None, resume: bool):
+    """Train the chosen module groups (and the proxy, through its average); return the trainer."""
+    config = context.config
+    model = apply_trainable_parts(context.loaded.model, context.loaded.family, config.method)
+    if proxy is not None:
+        proxy.tokens.requires_grad_(True)
+    checkpoint = context.folder.last_checkpoint("main") if resume else None
+    if checkpoint is not None and proxy is not None:
+        load_proxy(proxy, checkpoint / PROXY_CHECKPOINT_NAME)
+    trainer = _make_trainer(
+        context,
+        model,
+        "main",
+        proxy,
+        context.plan.main_steps,
+        config.training.learning_rate,
+        context.plan.warmup_steps,
+    )
+    logger.info(
+        "Main stage: training %s (%s) for %d steps",
+        "+".join(config.method.trainable) or "the proxy only",
+        config.method.mode,
+        context.plan.main_steps,
+    )
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return trainer
+
+
+def save_artifacts(context: RunContext, model, proxy: ProxyInstruction | None) -> None:
+    """Write the adapter or trained weights, the proxy and a description of both."""
+    folder, config = context.folder, context.config
+    folder.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    if config.method.mode == "lora" and config.method.trainable:
+        model.save_pretrained(str(folder.adapter_dir))
+    elif config.method.trainable:
+        base = model
+        groups = parameters_by_group(base, context.loaded.family)
+        names = {name for group in config.method.trainable for name in groups[group]}
+        tensors = {n: p.detach().cpu().contiguous() for n, p in base.named_parameters() if n in names}
+        save_file(tensors, str(folder.trained_modules_path))
+    if proxy is not None:
+        save_proxy(proxy, folder.proxy_path)
+    info = {
+        "base_model": config.model.name,
+        "base_model_source": context.loaded.source,
+        "family": context.loaded.family.name,
+        "mode": config.method.mode,
+        "trainable": list(config.method.trainable),
+        "instruction": config.method.instruction,
+        "adapter": folder.adapter_dir.name if folder.adapter_dir.exists() else None,
+        "trained_modules": folder.trained_modules_path.name if folder.trained_modules_path.exists() else None,
+        "proxy": folder.proxy_path.name if proxy is not None else None,
+    }
+    (folder.artifacts_dir / "run_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+
+# --- entry point -----------------------------------------------------------------
+
+
+class RunFolderInUseError(RuntimeError):
+    """Raised when a run folder already holds a run and --resume was not given."""
+
+
+def _attach_log_file(folder: RunFolder) -> logging.Handler | None:
+    if not is_main_process():
+        return None
+    handler = logging.FileHandler(folder.log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    return handler
+
+
+def _prepare_folder(config: RunConfig, folder: RunFolder, resume: bool) -> None:
+    if folder.config_path.exists() and not resume:
+        raise RunFolderInUseError(
+            f"Run folder {folder.root} already holds a run; pass --resume to continue it or choose a new --out."
+        )
+    if resume and not folder.config_path.exists():
+        raise FileNotFoundError(f"Cannot resume: {folder.config_path} not found. Start a new run instead.")
+    folder.root.mkdir(parents=True, exist_ok=True)
+    if folder.stop_path.exists():
+        folder.stop_path.unlink()
+    if is_main_process():
+        config.save(folder.config_path)
+        folder.write_status("running", stage="setup")
+
+
+def _setup(config: RunConfig, folder: RunFolder, resume: bool, started: float) -> RunContext:
+    cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else cache_root() / "images"
+    samples, ingestion = load_samples(Path(config.data.path), cache_dir)
+    loaded = load_model(config.model.name, precision=config.model.precision)
+    if loaded.is_demo and is_main_process():
+        folder.write_status("running", stage="setup", demo_model=True)
+
+    proxy_needed = config.method.instruction == "proxy"
+    proxy = create_proxy(loaded, config) if proxy_needed else None
+    collator = ReportCollator(
+        processor=loaded.processor,
+        family=loaded.family,
+        user_text=user_text_for(config),
+        shuffling=config.method.shuffling,
+        max_length=config.training.max_length,
+        image_size=config.training.image_size,
+    )
+    samples, dropped = drop_samples_without_labels(samples, collator)
+    if not samples:
+        raise ValueError(
+            f"Every sample's prompt reaches training.max_length={config.training.max_length}; raise it or lower training.image_size."
+        )
+    if is_main_process():
+        manifest = data_manifest(samples, dropped, ingestion)
+        folder.manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+    if proxy is not None:
+        # Attached as a submodule so that DDP all-reduces its gradient and
+        # device moves include it; the proxy keeps itself in fp32.
+        setattr(loaded.model, PROXY_MODULE_NAME, proxy)
+        proxy.attach(loaded.model.get_input_embeddings())
+
+    stop = StopCallback(folder.stop_path)
+    plan = plan_stages(config, len(samples))
+    return RunContext(config, folder, loaded, SampleDataset(samples), collator, plan, started, stop)
+
+
+def train(config: RunConfig, run_dir: Path, resume: bool = False) -> str:
+    """Run instruction-free tuning (or a baseline) into `run_dir`; return the final status.
+
+    The status file says `completed`, `stopped` (a stop was requested; resume
+    continues from the saved checkpoint) or `failed` (with the error, which is
+    also re-raised).
+    """
+    config.validate()
+    folder = RunFolder(Path(run_dir))
+    _prepare_folder(config, folder, resume)
+    handler = _attach_log_file(folder)
+    started = time.time()
+    stop_handlers_installed = False
+    try:
+        context = _setup(config, folder, resume, started)
+        context.stop.install_signal_handlers()
+        stop_handlers_installed = True
+        proxy = getattr(context.loaded.model, PROXY_MODULE_NAME, None)
+
+        if proxy is not None:
+            _write_status(folder, "running", stage="warmup", total_steps=context.plan.total_steps)
+            if not run_warmup(context, proxy, resume):
+                _write_status(folder, "stopped", stage="warmup")
+                return "stopped"
+
+        _write_status(folder, "running", stage="main", total_steps=context.plan.total_steps)
+        trainer = run_main(context, proxy, resume)
+        if context.stop.requested:
+            _write_status(folder, "stopped", stage="main")
+            return "stopped"
+
+        if is_main_process():
+            save_artifacts(context, trainer.model, proxy)
+        _write_status(folder, "completed", elapsed_s=round(time.time() - started, 1))
+        return "completed"
+    except BaseException as error:
+        _write_status(folder, "failed", error=f"{type(error).__name__}: {error}")
+        logger.error("Run failed: %s: %s", type(error).__name__, error)
+        raise
+    finally:
+        if stop_handlers_installed:
+            context.stop.restore_signal_handlers()
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def _write_status(folder: RunFolder, status: str, **details) -> None:
+    if is_main_process():
+        folder.write_status(status, **details)
