@@ -98,7 +98,11 @@ class DataConfig:
     path: str = "sample_data"
     """Folder or zip of images with reports."""
     cache_dir: str | None = None
-    """Where decoded images are cached; default: `<run>/../.cache/images`."""
+    """Where decoded images are cached; default: `~/.cache/instruction-free-tuning/images`."""
+    quiz_fraction: float = 0.2
+    """Share of images held out as the quiz set (never tuned on); 0 tunes on all."""
+    split_seed: int = 0
+    """Seed of the tuning/quiz split."""
 
 
 @dataclass
@@ -191,5 +195,7 @@ def _problems(config: RunConfig):
     for name in ("warmup_learning_rate", "proxy_learning_rate"):
         if getattr(method, name) <= 0:
             yield f"method.{name} is {getattr(method, name)}; it must be positive."
+    if not 0.0 <= config.data.quiz_fraction < 1.0:
+        yield f"data.quiz_fraction is {config.data.quiz_fraction}; it must be in [0, 1)."
     if training.max_length < 16:
         yield f"training.max_length is {training.max_length}; it must be at least 16 tokens."

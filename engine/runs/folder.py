@@ -5,10 +5,12 @@
     <run>/metrics.jsonl         one JSON object per log event, flushed as written
     <run>/train.log             human-readable log
     <run>/data_manifest.json    counts and per-sample content hashes
+    <run>/split.json            content keys of the tuning and quiz images
     <run>/STOP                  created by anyone who wants the run to stop
     <run>/checkpoints/{warmup,main}/checkpoint-N/
     <run>/warmup_proxy.safetensors   proxy at the end of warm-up (marks it done)
-    <run>/artifacts/            adapter/ or trained_modules.safetensors, proxy.safetensors
+    <run>/artifacts/            adapter/ (peft) or trained_modules.safetensors (full),
+                                proxy.safetensors, run_info.json (what was trained on which base)
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ class RunFolder:
     @property
     def manifest_path(self) -> Path:
         return self.root / "data_manifest.json"
+
+    @property
+    def split_path(self) -> Path:
+        return self.root / "split.json"
 
     @property
     def stop_path(self) -> Path:

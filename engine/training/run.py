@@ -21,6 +21,7 @@ from transformers import TrainingArguments
 from engine.config import RunConfig
 from engine.data.loading import load_samples
 from engine.data.sample import Sample
+from engine.data.split import Split, sample_key, split_samples
 from engine.models.demo import cache_root
 from engine.models.families import PROXY_MODULE_NAME, parameters_by_group
 from engine.models.loading import LoadedModel, load_model
@@ -165,6 +166,16 @@ def data_manifest(samples: list[Sample], dropped: list[str], ingestion: dict) ->
         "ingestion_totals": ingestion.get("totals", {}),
         "samples": entries,
     }
+
+
+def write_split(folder: RunFolder, split: Split) -> None:
+    """Record which images were tuned on and which are held out, by content key only."""
+    payload = {
+        "tune": [sample_key(s) for s in split.tune],
+        "quiz": [sample_key(s) for s in split.quiz],
+        "quiz_overlapping_tune": split.overlapping,
+    }
+    folder.split_path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
 
 def drop_samples_without_labels(samples: list[Sample], collator: ReportCollator) -> tuple[list[Sample], list[str]]:
@@ -358,6 +369,10 @@ def _prepare_folder(config: RunConfig, folder: RunFolder, resume: bool) -> None:
 def _setup(config: RunConfig, folder: RunFolder, resume: bool, started: float) -> RunContext:
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else cache_root() / "images"
     samples, ingestion = load_samples(Path(config.data.path), cache_dir)
+    split = split_samples(samples, config.data.quiz_fraction, config.data.split_seed)
+    samples = split.tune
+    if is_main_process():
+        write_split(folder, split)
     loaded = load_model(config.model.name, precision=config.model.precision)
     if loaded.is_demo and is_main_process():
         folder.write_status("running", stage="setup", demo_model=True)
