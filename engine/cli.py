@@ -103,7 +103,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from engine.training import train
 
     config = config_from_args(args)
-    status = train(config, args.out, resume=args.resume)
+    status = train(config, args.out, resume=args.resume).status
     logging.getLogger("engine").info("Run %s finished with status %s", args.out, status)
     return 0 if status in ("completed", "stopped") else 1
 

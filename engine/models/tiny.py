@@ -1,11 +1,12 @@
 """Tiny randomly initialised vision-language models for tests and offline demos.
 
 No model hub is reachable, so every supported family is built here from
-config objects: a text model with hidden size 64, 2 layers and 4 heads, a
-vision encoder with hidden size 32 and 2 layers, 32-64 px images, and a
-byte-level BPE tokenizer trained locally on a small corpus. Each model and its
-processor are saved with `save_pretrained`, so `AutoModelForImageTextToText`
-and `AutoProcessor` load them like any hub checkpoint.
+config objects. By default the text model has hidden size 64, 2 layers and 4
+heads, the vision encoder hidden size 32 and 2 layers, and images are 32 px.
+The tokenizer is a byte-level BPE trained locally on a small corpus. Each
+model and its processor are saved with `save_pretrained`, so
+`AutoModelForImageTextToText` and `AutoProcessor` load them like any hub
+checkpoint.
 
 The chat templates imitate the real ones of each family closely enough for
 training code: the image placeholder sits where the family's processor expects
@@ -19,14 +20,15 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import torch
-from torch import nn
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from torch import nn
 from transformers import (
     AutoModelForImageTextToText,
     CLIPImageProcessorPil,
@@ -44,6 +46,11 @@ from transformers import (
     LlamaConfig,
     LlavaConfig,
     LlavaProcessor,
+    MllamaConfig,
+    MllamaImageProcessorPil,
+    MllamaProcessor,
+    MllamaTextConfig,
+    MllamaVisionConfig,
     PaliGemmaConfig,
     PaliGemmaProcessor,
     PretrainedConfig,
@@ -87,6 +94,10 @@ TEXT_HEADS = 4
 VISION_HIDDEN = 32
 VISION_LAYERS = 2
 VISION_HEADS = 4
+DEFAULT_IMAGE_SIZE = 32
+# Every family's patch grid must split evenly into 2 x 2 blocks (Qwen's patch
+# merger, Idefics3's pixel shuffle, Gemma 3's pooling) of 8 px patches.
+IMAGE_SIZE_MULTIPLE = 16
 
 # Every special token that any family's tokenizer, processor or chat template
 # uses. One shared vocabulary keeps `train_tokenizer` independent of the
@@ -114,7 +125,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     "<start_of_image>",
     "<end_of_image>",
     "<image_soft_token>",
-    # Mllama (Llama 3 style); Idefics3 uses the same text tokens
+    # Mllama (Llama 3 style); Idefics3 also uses <|begin_of_text|> as bos
     "<|begin_of_text|>",
     "<|end_of_text|>",
     "<|start_header_id|>",
@@ -190,9 +201,7 @@ def default_corpus() -> list[str]:
     """
     reports = [
         f"Findings: {first} {second} {impression}"
-        for (first, second), impression in zip(
-            itertools.permutations(_FINDINGS, 2), itertools.cycle(_IMPRESSIONS)
-        )
+        for (first, second), impression in zip(itertools.permutations(_FINDINGS, 2), itertools.cycle(_IMPRESSIONS))
     ]
     dialogues = [
         f"Question: {question} Answer: {answer}" for question, answer in itertools.product(_QUESTIONS, _ANSWERS)
@@ -225,9 +234,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedT
         show_progress=False,
     )
     backend.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", padding_side="right"
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", padding_side="right")
 
 
 def _chat_template(
@@ -271,28 +278,30 @@ def _chat_template(
             "{% endfor %}{% endif %}"
         )
 
-    branches = ""
+    branches = []
     for index, (role, (header, end_of_turn)) in enumerate(turns.items()):
         keyword = "if" if index == 0 else "elif"
-        branches += f"{{% {keyword} message['role'] == {json.dumps(role)} %}}" + emit(header) + content() + emit(end_of_turn)
-    system_turn = ""
+        branches.append(
+            f"{{% {keyword} message['role'] == {json.dumps(role)} %}}" + emit(header) + content() + emit(end_of_turn)
+        )
+
+    parts = [emit(bos)]
     if default_system is not None:
         header, end_of_turn = turns["system"]
-        system_turn = (
-            "{% if not messages or messages[0]['role'] != 'system' %}"
-            + emit(header + default_system + end_of_turn + separator)
-            + "{% endif %}"
-        )
-    return (
-        emit(bos)
-        + system_turn
-        + "{% for message in messages %}"
-        "{% if not loop.first %}" + emit(separator) + "{% endif %}"
-        + branches
-        + "{% else %}{{ raise_exception('Unsupported role: ' + message['role']) }}{% endif %}"
-        "{% endfor %}"
-        "{% if add_generation_prompt %}" + emit(separator + generation_prompt) + "{% endif %}"
-    )
+        parts += [
+            "{% if not messages or messages[0]['role'] != 'system' %}",
+            emit(header + default_system + end_of_turn + separator),
+            "{% endif %}",
+        ]
+    parts += [
+        "{% for message in messages %}",
+        "{% if not loop.first %}" + emit(separator) + "{% endif %}",
+        *branches,
+        "{% else %}{{ raise_exception('Unsupported role: ' + message['role']) }}{% endif %}",
+        "{% endfor %}",
+        "{% if add_generation_prompt %}" + emit(separator + generation_prompt) + "{% endif %}",
+    ]
+    return "".join(parts)
 
 
 @dataclass(frozen=True)
@@ -325,13 +334,12 @@ class _FamilyRecipe:
     `make_processor(tokenizer, size)` returns the processor and
     `make_config(tokenizer, size)` the model config, with the vocabulary size
     taken from the tokenizer after the processor has added its tokens.
-    `end_of_turn_tokens` are extra ids that stop generation besides eos.
+    `end_of_turn_tokens` are extra tokens that stop generation besides eos.
     `after_init` adjusts a freshly initialised model in place.
     """
 
     tokens: dict[str, str]
     chat_template: str | None
-    default_image_size: int
     make_processor: Callable[[PreTrainedTokenizerFast, _TinySize], ProcessorMixin]
     make_config: Callable[[PreTrainedTokenizerFast, _TinySize], PretrainedConfig]
     end_of_turn_tokens: tuple[str, ...] = ()
@@ -348,9 +356,7 @@ _LLAVA_PATCH = 8
 
 
 def _llava_processor(tokenizer: PreTrainedTokenizerFast, size: _TinySize) -> ProcessorMixin:
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": size.image_size}, crop_size=_square(size.image_size)
-    )
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": size.image_size}, crop_size=_square(size.image_size))
     # The CLIP tower prepends a CLS embedding, which the "default" feature
     # selection strategy drops again, so each image takes (size / patch)^2 tokens.
     return LlavaProcessor(
@@ -374,6 +380,8 @@ def _llava_config(tokenizer: PreTrainedTokenizerFast, size: _TinySize) -> Pretra
         projection_dim=VISION_HIDDEN,
     )
     text = LlamaConfig(vocab_size=len(tokenizer), **size.text_kwargs, **_special_ids(tokenizer))
+    # LLaVA-1.5 reads the penultimate vision layer (-2). With only two layers
+    # the last one would then get no gradient, so the tiny model reads the last.
     return LlavaConfig(
         vision_config=vision,
         text_config=text,
@@ -387,6 +395,9 @@ def _llava_config(tokenizer: PreTrainedTokenizerFast, size: _TinySize) -> Pretra
 _LLAVA = _FamilyRecipe(
     tokens={"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "image_token": "<image>"},
     # LLaVA-1.5 style: "USER: <image>\n... ASSISTANT: ...</s>".
+    # NOTE: the reply starts one space after the generation prompt
+    # "ASSISTANT:", so a collator that appends report tokens right after the
+    # prompt trains "ASSISTANT:The" rather than "ASSISTANT: The".
     chat_template=_chat_template(
         {"system": ("", ""), "user": ("USER: ", ""), "assistant": ("ASSISTANT: ", "</s>")},
         separator=" ",
@@ -394,11 +405,12 @@ _LLAVA = _FamilyRecipe(
         generation_prompt="ASSISTANT:",
         bos="<s>",
     ),
-    default_image_size=32,
     make_processor=_llava_processor,
     make_config=_llava_config,
 )
 
+
+# --- SigLIP vision tower and Gemma text settings, shared by Gemma 3 and PaliGemma
 
 
 def _siglip_vision(image_size: int, patch_size: int) -> SiglipVisionConfig:
@@ -486,7 +498,6 @@ _GEMMA3 = _FamilyRecipe(
         generation_prompt="<start_of_turn>model\n",
         bos="<bos>",
     ),
-    default_image_size=32,
     make_processor=_gemma3_processor,
     make_config=_gemma3_config,
     end_of_turn_tokens=("<end_of_turn>",),
@@ -523,7 +534,6 @@ _PALIGEMMA = _FamilyRecipe(
     # PaliGemma has no chat template: the processor writes "<image>...<bos>prompt\n"
     # and appends the target given as `suffix=` followed by eos.
     chat_template=None,
-    default_image_size=32,
     make_processor=_paligemma_processor,
     make_config=_paligemma_config,
 )
@@ -584,6 +594,7 @@ _IDEFICS3 = _FamilyRecipe(
     },
     # The processor expands each <image> into
     # <fake_token_around_image><global-img><image>...<fake_token_around_image>.
+    # As with LLaVA, the reply starts one space after the generation prompt.
     chat_template=_chat_template(
         {
             "system": ("System: ", "<end_of_utterance>"),
@@ -595,7 +606,6 @@ _IDEFICS3 = _FamilyRecipe(
         generation_prompt="Assistant:",
         bos="<|begin_of_text|>",
     ),
-    default_image_size=32,
     make_processor=_idefics3_processor,
     make_config=_idefics3_config,
 )
@@ -611,13 +621,18 @@ _QWEN_TEMPORAL_PATCH = 2
 def _qwen_rope(size: _TinySize, **extra: object) -> dict[str, object]:
     # M-RoPE splits each head's rotary frequencies into temporal, height and
     # width sections, which must add up to head_dim / 2.
+    # The split follows Qwen2-VL's [16, 24, 24] for half = 64.
     half = size.text_hidden // TEXT_HEADS // 2
-    sections = [half - 2 * (half // 3), half // 3, half // 3]
+    spatial = 3 * half // 8
+    sections = [half - 2 * spatial, spatial, spatial]
     return {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": sections, **extra}
 
 
 def _qwen_processor(
-    processor_class: type[ProcessorMixin], video_processor_class: type, tokenizer: PreTrainedTokenizerFast, size: _TinySize
+    processor_class: type[ProcessorMixin],
+    video_processor_class: type,
+    tokenizer: PreTrainedTokenizerFast,
+    size: _TinySize,
 ) -> ProcessorMixin:
     # Images keep their aspect ratio: each side is rounded to a multiple of
     # patch * merge pixels with an area between image_size^2 / 4 and
@@ -741,7 +756,6 @@ def _qwen_recipe(
             generation_prompt="<|im_start|>assistant\n",
             default_system=default_system,
         ),
-        default_image_size=32,
         make_processor=partial(_qwen_processor, processor_class, video_processor_class),
         make_config=make_config,
         end_of_turn_tokens=("<|endoftext|>",),
@@ -754,9 +768,84 @@ _QWEN2_VL = _qwen_recipe(Qwen2VLProcessor, Qwen2VLVideoProcessor, _qwen2_vl_conf
 _QWEN2_5_VL = _qwen_recipe(Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, _qwen2_5_vl_config, _QWEN2_SYSTEM)
 _QWEN3_VL = _qwen_recipe(Qwen3VLProcessor, Qwen3VLVideoProcessor, _qwen3_vl_config, None)
 
+
+# --- Mllama: tiled ViT with a gated global encoder, cross-attention layers --
+
+_MLLAMA_PATCH = 8
+_MLLAMA_INTERMEDIATE_LAYERS = [VISION_LAYERS - 1]
+# One tile per image; the model's max_num_tiles must equal the processor's
+# max_image_tiles, and one tile supports only the 1:1 aspect ratio.
+_MLLAMA_TILES = 1
+_MLLAMA_GATE = re.compile(r"(^|\.)(cross_attn_attn_gate|cross_attn_mlp_gate|gate_attn|gate_ffn|gate)$")
+
+
+def _mllama_processor(tokenizer: PreTrainedTokenizerFast, size: _TinySize) -> ProcessorMixin:
+    image_processor = MllamaImageProcessorPil(size=_square(size.image_size), max_image_tiles=_MLLAMA_TILES)
+    return MllamaProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+
+
+def _mllama_config(tokenizer: PreTrainedTokenizerFast, size: _TinySize) -> PretrainedConfig:
+    vision = MllamaVisionConfig(
+        hidden_size=VISION_HIDDEN,
+        intermediate_size=2 * VISION_HIDDEN,
+        num_hidden_layers=VISION_LAYERS,
+        num_global_layers=1,
+        attention_heads=VISION_HEADS,
+        image_size=size.image_size,
+        patch_size=_MLLAMA_PATCH,
+        max_num_tiles=_MLLAMA_TILES,
+        supported_aspect_ratios=[[1, 1]],
+        intermediate_layers_indices=_MLLAMA_INTERMEDIATE_LAYERS,
+        # The projector input concatenates the final and the intermediate hidden states.
+        vision_output_dim=VISION_HIDDEN * (1 + len(_MLLAMA_INTERMEDIATE_LAYERS)),
+    )
+    # A cross-attention layer is inserted after the first self-attention
+    # layer, so the text model has num_layers + 1 decoder layers.
+    text_kwargs = {**size.text_kwargs, "num_hidden_layers": size.num_layers + 1}
+    text = MllamaTextConfig(
+        vocab_size=len(tokenizer), **text_kwargs, cross_attention_layers=[1], **_special_ids(tokenizer)
+    )
+    return MllamaConfig(vision_config=vision, text_config=text, image_token_index=tokenizer.image_token_id)
+
+
+def _mllama_after_init(model: PreTrainedModel) -> None:
+    # Mllama initialises its tanh gates to zero: the cross-attention gates
+    # would hide the image from the text model (and give the vision tower no
+    # gradient), and the vision gates would bypass the global encoder layers.
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if _MLLAMA_GATE.search(name):
+                parameter.fill_(0.5)
+
+
+_MLLAMA = _FamilyRecipe(
+    tokens={
+        "bos_token": "<|begin_of_text|>",
+        "eos_token": "<|eot_id|>",
+        "pad_token": "<|finetune_right_pad_id|>",
+        "image_token": "<|image|>",
+    },
+    chat_template=_chat_template(
+        {
+            "system": ("<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"),
+            "user": ("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
+            "assistant": ("<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
+        },
+        separator="",
+        image="<|image|>",
+        generation_prompt="<|start_header_id|>assistant<|end_header_id|>\n\n",
+        bos="<|begin_of_text|>",
+    ),
+    make_processor=_mllama_processor,
+    make_config=_mllama_config,
+    end_of_turn_tokens=("<|end_of_text|>",),
+    after_init=_mllama_after_init,
+)
+
 # --- Building and saving -----------------------------------------------------
 
 _RECIPES: dict[str, _FamilyRecipe] = {
+    "mllama": _MLLAMA,
     "llava": _LLAVA,
     "gemma3": _GEMMA3,
     "paligemma": _PALIGEMMA,
@@ -811,15 +900,20 @@ def build_tiny_vlm(
     `AutoProcessor.from_pretrained`. The tokenizer is trained on `corpus`
     (default: `default_corpus()`); weights depend only on `seed` and the
     sizes. `text_hidden` must be divisible by 4 (the number of attention
-    heads), and `image_size` defaults to the family's smallest valid size.
-    Returns `out_dir`.
+    heads) and `image_size` (default 32 px) by 16. Mllama gets one extra
+    cross-attention decoder layer on top of `num_layers`. Returns `out_dir`.
     """
     if family not in _RECIPES:
         raise ValueError(f"Unknown tiny model family {family!r}. Choose one of: {', '.join(TINY_FAMILIES)}.")
     if text_hidden % TEXT_HEADS != 0:
         raise ValueError(f"text_hidden={text_hidden} must be divisible by the {TEXT_HEADS} attention heads.")
+    image_size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
+    if image_size <= 0 or image_size % IMAGE_SIZE_MULTIPLE != 0:
+        raise ValueError(f"image_size={image_size} must be a positive multiple of {IMAGE_SIZE_MULTIPLE} pixels.")
+    if num_layers < 1:
+        raise ValueError(f"num_layers={num_layers} must be at least 1.")
     recipe = _RECIPES[family]
-    size = _TinySize(text_hidden, num_layers, image_size or recipe.default_image_size)
+    size = _TinySize(text_hidden, num_layers, image_size)
 
     base = train_tokenizer(default_corpus() if corpus is None else corpus)
     tokenizer = _family_tokenizer(base, recipe)

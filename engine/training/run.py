@@ -407,8 +407,17 @@ def _setup(config: RunConfig, folder: RunFolder, resume: bool, started: float) -
     return RunContext(config, folder, loaded, SampleDataset(samples), collator, plan, started, stop)
 
 
-def train(config: RunConfig, run_dir: Path, resume: bool = False) -> str:
-    """Run instruction-free tuning (or a baseline) into `run_dir`; return the final status.
+@dataclass
+class TrainOutcome:
+    """The final status and the trained objects, for callers in the same process."""
+
+    status: str
+    model: object
+    proxy: ProxyInstruction | None
+
+
+def train(config: RunConfig, run_dir: Path, resume: bool = False) -> TrainOutcome:
+    """Run instruction-free tuning (or a baseline) into `run_dir`.
 
     The status file says `completed`, `stopped` (a stop was requested; resume
     continues from the saved checkpoint) or `failed` (with the error, which is
@@ -430,18 +439,18 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False) -> str:
             _write_status(folder, "running", stage="warmup", total_steps=context.plan.total_steps)
             if not run_warmup(context, proxy, resume):
                 _write_status(folder, "stopped", stage="warmup")
-                return "stopped"
+                return TrainOutcome("stopped", context.loaded.model, proxy)
 
         _write_status(folder, "running", stage="main", total_steps=context.plan.total_steps)
         trainer = run_main(context, proxy, resume)
         if context.stop.requested:
             _write_status(folder, "stopped", stage="main")
-            return "stopped"
+            return TrainOutcome("stopped", trainer.model, proxy)
 
         if is_main_process():
             save_artifacts(context, trainer.model, proxy)
         _write_status(folder, "completed", elapsed_s=round(time.time() - started, 1))
-        return "completed"
+        return TrainOutcome("completed", trainer.model, proxy)
     except BaseException as error:
         _write_status(folder, "failed", error=f"{type(error).__name__}: {error}")
         logger.error("Run failed: %s: %s", type(error).__name__, error)
