@@ -168,9 +168,9 @@ def test_reload_loads_every_weight(family: str, tiny_model_dir) -> None:
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_reload_gives_identical_logits(family: str, tiny_model_dir, tmp_path: Path) -> None:
-    # Loading twice under different global seeds exposes any weight that is
-    # initialised at load time instead of read from the checkpoint; building
-    # again with the same seed must give the same weights.
+    # A weight missing from the checkpoint would be initialised at load time
+    # from the global seed, so two loads under different seeds would differ.
+    # Building again with the same seed must give the same weights.
     model_dir = tiny_model_dir(family)
     processor = AutoProcessor.from_pretrained(model_dir)
     batch = prompt_batch(family, processor)

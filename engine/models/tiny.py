@@ -9,10 +9,10 @@ model and its processor are saved with `save_pretrained`, so
 checkpoint.
 
 The chat templates imitate the real ones of each family closely enough for
-training code: the image placeholder sits where the family's processor expects
-it, rendering the user turn with `add_generation_prompt=True` is an exact
-prefix of rendering the user and assistant turns, and the assistant turn ends
-with a token that generation stops on.
+training code. The image placeholder sits where the family's processor
+expects it. Rendering the user turn with `add_generation_prompt=True` gives
+an exact prefix of rendering the user and assistant turns. The assistant turn
+ends with a token that generation stops on.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ IMAGE_SIZE_MULTIPLE = 16
 
 # Every special token that any family's tokenizer, processor or chat template
 # uses. One shared vocabulary keeps `train_tokenizer` independent of the
-# family; each family then names the tokens it uses (bos, eos, image token).
+# family, and each family then names the tokens it uses (bos, eos, image token).
 SPECIAL_TOKENS: tuple[str, ...] = (
     # LLaVA (Llama 2 style) and the shared padding token
     "<pad>",
@@ -125,7 +125,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     "<start_of_image>",
     "<end_of_image>",
     "<image_soft_token>",
-    # Mllama (Llama 3 style); Idefics3 also uses <|begin_of_text|> as bos
+    # Mllama (Llama 3 style). Idefics3 also uses <|begin_of_text|> as bos.
     "<|begin_of_text|>",
     "<|end_of_text|>",
     "<|start_header_id|>",
@@ -329,8 +329,8 @@ class _TinySize:
 class _FamilyRecipe:
     """How to build one family: its tokens, chat template, processor and config.
 
-    `tokens` holds the tokenizer's named special tokens (`bos_token`,
-    `eos_token`, `pad_token` and family names such as `image_token`).
+    `tokens` maps the tokenizer's special-token attributes (`bos_token`,
+    `eos_token`, `pad_token` and family names such as `image_token`) to tokens.
     `make_processor(tokenizer, size)` returns the processor and
     `make_config(tokenizer, size)` the model config, with the vocabulary size
     taken from the tokenizer after the processor has added its tokens.
