@@ -197,16 +197,20 @@ def read_int(dataset: Dataset, keyword: str, name: str, default: int | None = No
 def group_key(dataset: Dataset) -> str | None:
     """Return an opaque key from the hashed Patient ID, else the Study Instance UID.
 
-    Returns None when neither is present or readable. The clear value is never
-    stored or logged.
+    The raw bytes are hashed without converting the element, so that pydicom
+    neither decodes them with a possibly unknown character set nor quotes them
+    in a validation warning. Returns None when neither element has a value.
     """
     for keyword, label in (("PatientID", "patient"), ("StudyInstanceUID", "study")):
-        try:
-            value = str(dataset.get(keyword) or "").strip()
-        except (ValueError, LookupError, TypeError):
+        element = dataset.get_item(keyword)
+        if element is None:
             continue
+        value = element.value
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        value = bytes(value or b"").strip(b" \0")
         if value:
-            digest = hashlib.sha256(_GROUP_KEY_SALT + b"\0" + label.encode() + b"\0" + value.encode())
+            digest = hashlib.sha256(_GROUP_KEY_SALT + b"\0" + label.encode() + b"\0" + value)
             return f"dicom-{label}-{digest.hexdigest()[:16]}"
     return None
 

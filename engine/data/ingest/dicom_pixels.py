@@ -172,12 +172,17 @@ def _decode_frame(path: Path, name: str, header: DicomHeader, index: int) -> np.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if read_whole:
-                dataset = pydicom.dcmread(path, force=True)
-                dataset.file_meta.TransferSyntaxUID = syntax
-                return pixel_array(dataset, index=index)
-            options = {} if header.transfer_syntax_from_meta else {"transfer_syntax_uid": syntax}
-            return pixel_array(path, index=index, **options)
+            if not read_whole:
+                try:
+                    options = {} if header.transfer_syntax_from_meta else {"transfer_syntax_uid": syntax}
+                    return pixel_array(path, index=index, **options)
+                except _DECODE_ERRORS:
+                    # Some writers encode the data set differently from what the
+                    # file meta declares; dcmread detects that, the file route not.
+                    pass
+            dataset = pydicom.dcmread(path, force=True)
+            dataset.file_meta.TransferSyntaxUID = syntax
+            return pixel_array(dataset, index=index)
     except _DECODE_ERRORS as error:
         raise RejectedFile(
             "error",
@@ -198,7 +203,7 @@ def _grey_to_uint8(
     unit = _apply_voi(values, dataset, rescaled, notes)
     if photometric == "MONOCHROME1":
         unit = 1.0 - unit
-        notes.append("MONOCHROME1 inverted so that higher values are brighter")
+        notes.append("MONOCHROME1 inverted (its lowest value is displayed white)")
     return unit_to_uint8(unit)
 
 

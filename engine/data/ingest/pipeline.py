@@ -98,7 +98,7 @@ def _execute(plan: IngestPlan, cache_dir: Path, options: IngestOptions) -> Inges
             ok_images.add(item.name)
             samples.append(_sample(item, outcome))
         else:
-            logger.warning("%s %s: %s", "Skipped" if record.status == "skipped" else "Rejected", item.name, record.reason)
+            logger.warning("%s: %s", "Skipped" if record.status == "skipped" else "Rejected", record.reason)
         report.files.append(record)
 
     for use in plan.reports:
