@@ -1,0 +1,1 @@
+"""Evaluation: multiple-choice questions, scoring, and base-versus-tuned comparison."""
