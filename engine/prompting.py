@@ -27,6 +27,32 @@ def render_prompt(processor, family: Family, text: str) -> str:
     return processor.apply_chat_template(user_messages(text), add_generation_prompt=True, tokenize=False)
 
 
+def _render_with_mark(processor, family: Family) -> tuple[str, str]:
+    messages = user_messages("x") + [{"role": "assistant", "content": [{"type": "text", "text": _RESPONSE_MARK}]}]
+    rendered = processor.apply_chat_template(messages, tokenize=False)
+    if _RESPONSE_MARK not in rendered:
+        raise ValueError(
+            f"The chat template of this {family.name} model drops the assistant reply; "
+            "it cannot be used to train on reports."
+        )
+    before, after = rendered.split(_RESPONSE_MARK, 1)
+    return before, after
+
+
+def reply_prefix_text(processor, family: Family) -> str:
+    """Return what the template puts between the generation prompt and the reply.
+
+    Some templates end the generation prompt with `ASSISTANT:` but render a
+    reply as `ASSISTANT: text`; the report is trained with that space so
+    training matches the template.
+    """
+    if not family.uses_chat_template:
+        return ""
+    before, _ = _render_with_mark(processor, family)
+    prompt = render_prompt(processor, family, "x")
+    return before[len(prompt) :] if before.startswith(prompt) else ""
+
+
 def end_of_turn_text(processor, family: Family) -> str:
     """Return the text the template puts after an assistant reply (e.g. `<|im_end|>\\n`).
 
@@ -36,11 +62,5 @@ def end_of_turn_text(processor, family: Family) -> str:
     tokenizer = getattr(processor, "tokenizer", processor)
     if not family.uses_chat_template:
         return tokenizer.eos_token or ""
-    messages = user_messages("x") + [{"role": "assistant", "content": [{"type": "text", "text": _RESPONSE_MARK}]}]
-    rendered = processor.apply_chat_template(messages, tokenize=False)
-    if _RESPONSE_MARK not in rendered:
-        raise ValueError(
-            f"The chat template of this {family.name} model drops the assistant reply; "
-            "it cannot be used to train on reports."
-        )
-    return rendered.split(_RESPONSE_MARK, 1)[1]
+    _, after = _render_with_mark(processor, family)
+    return after

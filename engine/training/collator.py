@@ -10,17 +10,19 @@ while the prompt never is.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from PIL import Image
+from transformers import TrainerCallback
 
 from engine.data.sample import Sample
 from engine.data.shuffling import shuffle_report
 from engine.models.families import Family
-from engine.prompting import end_of_turn_text, render_prompt
+from engine.prompting import end_of_turn_text, render_prompt, reply_prefix_text
 
 
 logger = logging.getLogger(__name__)
@@ -60,9 +62,11 @@ class ReportCollator:
     """Turn a list of samples into model inputs with `labels`.
 
     `user_text` is what stands in the user turn: K proxy placeholders, a
-    fixed instruction, or "". Shuffling draws from the module-level `random`
-    generator, whose state `transformers.Trainer` seeds and restores on
-    resume, so a resumed run sees the same permutations.
+    fixed instruction, or "". Each shuffling permutation is drawn from a
+    generator seeded with (seed, stage, epoch, sample id): every draw of a
+    sample in a new epoch gets a fresh order, and a resumed run sees exactly
+    the orders of an uninterrupted one. `EpochCallback` keeps `epoch` and
+    `stage` current.
     """
 
     processor: object
@@ -71,10 +75,14 @@ class ReportCollator:
     shuffling: str = "none"
     max_length: int = 2048
     image_size: int | None = None
+    seed: int = 0
+    stage: str = "main"
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.prompt = render_prompt(self.processor, self.family, self.user_text)
+        self.reply_prefix = reply_prefix_text(self.processor, self.family)
         self.end_ids = self.tokenizer(end_of_turn_text(self.processor, self.family), add_special_tokens=False)[
             "input_ids"
         ]
@@ -91,8 +99,9 @@ class ReportCollator:
             return_tensors="pt",
         )
 
-    def report_ids(self, sample: Sample, rng=random) -> list[int]:
-        report = shuffle_report(sample.report, self.shuffling, rng)
+    def report_ids(self, sample: Sample) -> list[int]:
+        rng = random.Random(f"{self.seed}:{self.stage}:{self.epoch}:{sample.sample_id}")
+        report = self.reply_prefix + shuffle_report(sample.report, self.shuffling, rng)
         return self.tokenizer(report, add_special_tokens=False)["input_ids"] + self.end_ids
 
     def __call__(self, samples: Sequence[Sample]) -> dict:
@@ -145,3 +154,16 @@ class ReportCollator:
             else:
                 extended[i, prompt_length:end] = values[i, prompt_length - 1]
         return extended
+
+
+class EpochCallback(TrainerCallback):
+    """Tell the collator which stage and epoch it is drawing samples for."""
+
+    def __init__(self, collator: ReportCollator, stage: str) -> None:
+        self.collator = collator
+        self.stage = stage
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.stage = self.stage
+        # On resume the state holds a fractional epoch; its floor is the epoch in progress.
+        self.collator.epoch = math.floor(state.epoch + 1e-6)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
-from transformers import TrainingArguments
+from transformers import TrainingArguments, set_seed
 
 from engine.config import RunConfig
 from engine.data.loading import load_samples
@@ -36,7 +36,7 @@ from engine.training.callbacks import (
     load_proxy,
     save_proxy,
 )
-from engine.training.collator import ReportCollator, fitted_size
+from engine.training.collator import EpochCallback, ReportCollator, fitted_size
 from engine.training.parts import apply_trainable_parts, freeze
 from engine.training.trainer import InstructionFreeTrainer
 
@@ -227,6 +227,7 @@ def _make_trainer(context: RunContext, model, stage: str, proxy, max_steps: int,
     args = training_arguments(config, context.folder.checkpoints_dir(stage), max_steps, learning_rate, model.dtype)
     callbacks = [
         MetricsCallback(context.folder.metrics_path, stage, offset, context.plan.total_steps, context.started),
+        EpochCallback(context.collator, stage),
         context.stop,
     ]
     if proxy is not None:
@@ -280,6 +281,9 @@ def run_warmup(context: RunContext, proxy: ProxyInstruction, resume: bool) -> bo
 def run_main(context: RunContext, proxy: ProxyInstruction | None, resume: bool):
     """Train the chosen module groups (and the proxy, through its average); return the trainer."""
     config = context.config
+    # LoRA initialisation draws random numbers: seed it so that it does not
+    # depend on how much the warm-up consumed.
+    set_seed(config.training.seed)
     model = apply_trainable_parts(context.loaded.model, context.loaded.family, config.method)
     if proxy is not None:
         proxy.tokens.requires_grad_(True)
@@ -386,6 +390,7 @@ def _setup(config: RunConfig, folder: RunFolder, resume: bool, started: float) -
         shuffling=config.method.shuffling,
         max_length=config.training.max_length,
         image_size=config.training.image_size,
+        seed=config.training.seed,
     )
     samples, dropped = drop_samples_without_labels(samples, collator)
     if not samples:
