@@ -230,7 +230,10 @@ def _image_plan(
         return item
 
     text = texts[report.name]
+    use = uses.setdefault(report.name, ReportUse(report.name, folder=study_folder))
+    use.warnings = list(text.warnings)
     if not text.text:
+        use.empty = True
         item.skip = skipped(
             image.name,
             "empty report",
@@ -240,8 +243,6 @@ def _image_plan(
         )
         return item
 
-    use = uses.setdefault(report.name, ReportUse(report.name, folder=study_folder))
-    use.warnings = list(text.warnings)
     use.images.append(image.name)
     item.report = text.text
     item.report_source = report.name

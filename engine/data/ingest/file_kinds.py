@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
@@ -99,6 +100,6 @@ def _has_image_signature(head: bytes) -> bool:
         try:
             if accept(head):
                 return True
-        except (IndexError, ValueError, TypeError):
+        except (IndexError, ValueError, TypeError, struct.error):
             continue
     return False

@@ -146,6 +146,12 @@ def _image_record(item: ImagePlan, outcome: DecodeOutcome) -> FileRecord:
 
 def _report_record(use: ReportUse, ok_images: set[str]) -> FileRecord:
     usable = [name for name in use.images if name in ok_images]
+    if use.empty:
+        return FileRecord(
+            path=use.name, status="skipped", category="empty report",
+            reason=f"{use.name}: the report is empty or only whitespace, so its images were skipped.",
+            kind="report", warnings=list(use.warnings),
+        )
     if not usable:
         return FileRecord(
             path=use.name, status="skipped", category="report whose images failed",

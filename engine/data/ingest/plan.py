@@ -37,6 +37,7 @@ class ReportUse:
     images: list[str] = field(default_factory=list)
     folder: str | None = None
     warnings: list[str] = field(default_factory=list)
+    empty: bool = False
 
 
 @dataclass
