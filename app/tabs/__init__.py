@@ -1,0 +1,1 @@
+"""One subpackage per tab: `layout.py` builds the components, `events.py` wires them."""

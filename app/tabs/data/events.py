@@ -1,0 +1,100 @@
+"""Data tab events: load the sample data or an upload, and show what ingestion made of it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from app import datasets
+from app.context import AppContext
+from app.shared import SharedState
+from app.tabs.data.layout import DataTab
+
+
+logger = logging.getLogger(__name__)
+
+COUNT_COLUMNS = ["Status", "Reason", "Files"]
+PROBLEM_COLUMNS = ["File", "Status", "Reason and what to do"]
+
+
+def _ingestion_view(result, dataset: datasets.Dataset, quiz_fraction: float) -> tuple:
+    report = result.report
+    skipped = report.totals["skipped"] + report.totals["error"]
+    if skipped:
+        gr.Warning(f"{skipped} of {report.totals['files']} files were skipped or rejected; see the list on the Data tab.")
+    return (
+        dataset.to_state(),
+        result.samples,
+        datasets.summary_markdown(report, dataset),
+        pd.DataFrame(datasets.count_rows(report), columns=COUNT_COLUMNS),
+        pd.DataFrame(datasets.problem_rows(report), columns=PROBLEM_COLUMNS),
+        datasets.preview_items(result.samples, report),
+        datasets.split_text(result.samples, quiz_fraction),
+    )
+
+
+def _rejection_view(message: str) -> tuple:
+    gr.Warning("The upload was rejected; the Data tab says why.")
+    return (
+        None,
+        [],
+        f"**Upload rejected.** {message}",
+        pd.DataFrame(columns=COUNT_COLUMNS),
+        pd.DataFrame([["(whole upload)", "rejected", message]], columns=PROBLEM_COLUMNS),
+        [],
+        "",
+    )
+
+
+def wire_data_tab(tab: DataTab, shared: SharedState, context: AppContext) -> None:
+    settings = context.settings
+    outputs = [shared.dataset, shared.samples, tab.summary, tab.counts, tab.problems, tab.gallery, tab.split_info]
+
+    def load_sample_data(quiz_fraction: float):
+        """Ingest the bundled sample data and show its summary and preview."""
+        try:
+            result = datasets.ingest_path(datasets.SAMPLE_DATA_DIR, settings)
+        except datasets.IngestionUnavailableError as error:
+            raise gr.Error(str(error)) from error
+        dataset = datasets.describe_result(result, str(datasets.SAMPLE_DATA_DIR), "the bundled sample data")
+        logger.info("Loaded the sample data: %d samples", dataset.num_samples)
+        return _ingestion_view(result, dataset, quiz_fraction)
+
+    def ingest_upload(folder_files: list[str] | None, files: list[str] | None, quiz_fraction: float,
+                      request: gr.Request):
+        """Check an uploaded folder, files or zip, keep them for training and show the summary."""
+        paths = [Path(p) for p in [*(folder_files or []), *(files or [])]]
+        if not paths:
+            raise gr.Error("No files uploaded. Choose a folder, some files, or a .zip archive first.")
+        context.remember_uploads(request.session_hash, paths)
+        try:
+            datasets.check_upload_size(paths, settings.max_upload_total)
+        except datasets.UploadTooLargeError as error:
+            raise gr.Error(str(error)) from error
+        try:
+            ingest = datasets.import_ingest()
+            result = datasets.ingest_uploaded_files(paths, settings)
+        except datasets.IngestionUnavailableError as error:
+            raise gr.Error(str(error)) from error
+        except ingest.IngestError as error:
+            logger.warning("Rejected an upload of %d files: %s", len(paths), error)
+            return _rejection_view(str(error))
+
+        staged = datasets.stage_upload(paths, context.session_dir(request.session_hash))
+        label = f"an upload of {len(dict.fromkeys(paths))} file(s)"
+        dataset = datasets.describe_result(result, str(staged), label)
+        logger.info("Ingested an upload of %d files: %d samples", len(paths), dataset.num_samples)
+        return _ingestion_view(result, dataset, quiz_fraction)
+
+    def show_split(samples: list, quiz_fraction: float) -> str:
+        return datasets.split_text(samples or [], quiz_fraction)
+
+    tab.sample_button.click(load_sample_data, [tab.quiz_fraction], outputs, api_name="load_sample_data")
+    upload_inputs = [tab.folder_upload, tab.files_upload, tab.quiz_fraction]
+    tab.ingest_button.click(ingest_upload, upload_inputs, outputs, api_name="ingest_upload")
+    tab.folder_upload.upload(ingest_upload, upload_inputs, outputs, api_visibility="private")
+    tab.files_upload.upload(ingest_upload, upload_inputs, outputs, api_visibility="private")
+    tab.quiz_fraction.release(show_split, [shared.samples, tab.quiz_fraction], [tab.split_info], api_name="show_split")
