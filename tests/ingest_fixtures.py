@@ -95,7 +95,7 @@ def write_dicom(
 
 
 def write_png_header(path: Path, width: int, height: int) -> Path:
-    """Write a PNG whose header declares `width` × `height` but holds almost no data."""
+    """Write a PNG whose header declares `width` × `height` but contains almost no pixel data."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)

@@ -1,9 +1,9 @@
 """Safe extraction of zip archives.
 
 Members with absolute paths, `..` components or link types are rejected one
-by one; an archive whose entry count or declared uncompressed size exceeds
-the limits is rejected whole, and extraction stops if the actual bytes
-exceed the declared total. Member names not flagged as UTF-8 are decoded as
+by one. An archive whose entry count or declared uncompressed size exceeds
+the limits is rejected whole. Extraction also stops, and rejects the
+archive, when the bytes actually written exceed `max_archive_bytes`. Member names not flagged as UTF-8 are decoded as
 UTF-8 when their bytes allow it, else as cp437 (the zip format's default).
 """
 

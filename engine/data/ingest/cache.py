@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,11 +98,13 @@ class ImageCache:
 
 
 def _write_atomically(target: Path, write) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    # A per-process temporary name is enough: two processes writing the same
+    # key write identical bytes, and os.replace makes the last one win whole.
+    temporary = target.with_name(f".tmp-{os.getpid()}-{target.name}")
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        with temporary.open("wb") as handle:
             write(handle)
         os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise

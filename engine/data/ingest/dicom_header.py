@@ -67,7 +67,7 @@ PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 # Salt for the group-key hash. It is fixed so that the same patient gets the
 # same key in every run and on every machine.
-# NOTE: a fixed public salt does not stop someone who holds a list of
+# NOTE: a fixed public salt does not stop someone who has a list of
 # candidate patient IDs from testing them; the key only keeps IDs out of
 # plain sight in reports, caches and splits.
 _GROUP_KEY_SALT = b"instruction-free-tuning/ingest/group-key/v1"

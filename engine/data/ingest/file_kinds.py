@@ -24,7 +24,7 @@ _SNIFF_BYTES = 132
 
 
 class FileKind(Enum):
-    """What an input file is taken to be."""
+    """The kind of an input file, from its extension or its content."""
 
     REPORT = "report"
     MANIFEST = "manifest"

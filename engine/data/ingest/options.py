@@ -28,11 +28,11 @@ class IngestOptions:
     """
 
     max_side: int = 2048
-    """Longest side in pixels. Larger images are downscaled to it, keeping the
+    """Maximum side length in pixels. Larger images are downscaled to it, keeping the
     aspect ratio."""
 
     min_side: int = 28
-    """Shortest side in pixels. Smaller images are padded with black to it."""
+    """Minimum side length in pixels. Smaller images are padded with black to it."""
 
     reject_above_pixels: int = PILLOW_WARNING_PIXELS
     """Images whose header declares more pixels (width × height) are rejected

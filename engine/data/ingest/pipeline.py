@@ -47,7 +47,7 @@ def ingest(path: Path, cache_dir: Path, options: IngestOptions | None = None) ->
     is_archive = path.is_file() and path.suffix.lower() in ARCHIVE_EXTENSIONS
     if not path.is_dir() and not is_archive:
         raise IngestError(
-            f"Input {path} is a single file. Give the folder that holds the images and their "
+            f"Input {path} is a single file. Give the folder that contains the images and their "
             "reports, or a .zip archive of it."
         )
 

@@ -14,7 +14,7 @@ from engine.data.ingest.records import FileRecord, ManifestProblem
 class ImagePlan:
     """An image file and the report paired with it.
 
-    `skip` holds the record to emit instead of decoding (no report, empty
+    `skip` is the record to emit instead of decoding (no report, empty
     report). `folder_group` is the hashed study folder when the image shares a
     folder-wide report.
     """

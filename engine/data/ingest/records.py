@@ -28,9 +28,9 @@ class FileRecord:
     """What happened to one input file.
 
     `path` is relative to the input folder or archive, with `/` separators.
-    For `ok` images, `report` holds the paired report text, `size` the decoded
+    For `ok` images, `report` is the paired report text, `size` the decoded
     (width, height) after resizing, and `cached_image` the 8-bit RGB PNG.
-    `dicom` holds only non-identifying descriptors (modality, size, frames,
+    `dicom` contains only non-identifying descriptors (modality, size, frames,
     transfer syntax).
     """
 

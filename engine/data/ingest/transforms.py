@@ -25,8 +25,8 @@ def percentile_window(
     """Return the (low, high) percentile window of `values`.
 
     `exclude` drops one value first (DICOM Pixel Padding Value). When the
-    percentiles coincide, the window falls back to the min and max; for a
-    constant array both ends are equal and `window_to_unit` maps it to 0.
+    percentiles coincide, the window falls back to the min and max. For a
+    constant array both ends are equal, so `window_to_unit` maps it to 0.
     """
     flat = values.reshape(-1)
     if flat.size > _PERCENTILE_SAMPLE:
@@ -51,9 +51,14 @@ def window_to_unit(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """
     if high <= low:
         return np.zeros(values.shape, dtype=np.float32)
-    unit = (values.astype(np.float64) - low) / (high - low)
-    unit = np.nan_to_num(unit, nan=0.0, posinf=1.0, neginf=0.0)
-    return np.clip(unit, 0.0, 1.0).astype(np.float32)
+    precision = np.float64 if values.dtype.itemsize > 2 else np.float32
+    unit = values.astype(precision)
+    unit -= precision(low)
+    unit *= precision(1.0 / (high - low))
+    if values.dtype.kind == "f":
+        np.nan_to_num(unit, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    np.clip(unit, 0.0, 1.0, out=unit)
+    return unit.astype(np.float32, copy=False)
 
 
 def unit_to_uint8(unit: np.ndarray) -> np.ndarray:
