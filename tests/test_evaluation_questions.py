@@ -243,7 +243,8 @@ def test_missing_column_named(question_folder):
 
 
 def test_prompt_letters_options_and_instruction(samples):
-    question = generate_attribute_questions(samples[:1], samples, GenerationSettings(max_options=3))[0]
+    questions = generate_attribute_questions(samples[:1], samples, GenerationSettings(max_options=3))
+    question = next(q for q in questions if len(q.options) == 3)
 
     prompt = format_question(question, PromptSettings(answer_instruction="Reply with a letter."))
 

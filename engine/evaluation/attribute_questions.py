@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,8 +87,9 @@ def generate_attribute_questions(
     Options are drawn from the values of that key in `dataset` (which should
     contain the quiz images too). The choice and order of options depend only
     on the seed, the image's content key and the attribute, so the same data
-    gives the same questions whatever the order of the samples. Attributes
-    with a single distinct value are skipped, with a log message.
+    gives the same questions whatever the order of the samples. The list
+    comes in an order shuffled with the seed. Attributes with a single
+    distinct value are skipped, with a log message.
     """
     settings = settings or GenerationSettings()
     values = attribute_values(dataset)
@@ -122,6 +122,9 @@ def generate_attribute_questions(
                     image_name=sample.source,
                 )
             )
+    # A seeded order, so that the first N questions are a fair sample of images and attributes.
+    questions.sort(key=lambda question: question.question_id)
+    random.Random(settings.seed).shuffle(questions)
     logger.info("Generated %d questions on %d quiz images", len(questions), len(quiz))
     return questions
 
@@ -167,8 +170,12 @@ def select_quiz_samples(
         )
 
     quiz = [sample for sample, key in zip(samples, keys, strict=True) if key in quiz_keys]
-    found = Counter(key for key in keys if key in quiz_keys)
-    missing = len(quiz_keys - set(found))
+    if not quiz:
+        raise ValueError(
+            f"None of the run's {len(quiz_keys)} quiz images is in the dataset ({len(samples)} images): the data "
+            "or its decoding changed since tuning. Point --data at the data the run was tuned on."
+        )
+    missing = len(quiz_keys - set(keys))
     if missing:
         message = (
             f"{missing} of {len(quiz_keys)} quiz images of the run are not in the dataset any more; "
@@ -176,11 +183,6 @@ def select_quiz_samples(
         )
         logger.warning(message)
         warnings.append(message)
-    if not quiz:
-        raise ValueError(
-            "None of the run's quiz images is in the dataset; the data changed since tuning. "
-            "Point --data at the data the run was tuned on."
-        )
 
     overlapping = sum(1 for sample, key in zip(samples, keys, strict=True) if key in quiz_keys and key in tune_keys)
     if overlapping:

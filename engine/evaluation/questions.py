@@ -17,7 +17,7 @@ import csv
 import json
 import logging
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,14 +75,18 @@ def normalise_text(text: str) -> str:
 # --- loading --------------------------------------------------------------------
 
 
-def load_question_set(path: Path, samples: Iterable[Sample] | None = None) -> list[Question]:
+SampleSource = Iterable[Sample] | Callable[[], Iterable[Sample]]
+
+
+def load_question_set(path: Path, samples: SampleSource | None = None) -> list[Question]:
     """Load a question set from a `.csv`, `.jsonl` or `.json` (list of objects) file.
 
     Image paths are resolved against the file's folder first. A name not
     found there is looked up among `samples` (by source path, file name or
     sample id), so that a question set can refer to images of an ingested
-    dataset. Every problem is collected and raised at once as a
-    `QuestionSetError`.
+    dataset. `samples` may be a function that returns them, called only when
+    a name is not a file, because ingesting a dataset can take a while.
+    Every problem is collected and raised at once as a `QuestionSetError`.
     """
     path = Path(path)
     if not path.is_file():
@@ -91,7 +95,7 @@ def load_question_set(path: Path, samples: Iterable[Sample] | None = None) -> li
     if not rows:
         raise QuestionSetError(f"Question set {path} has no rows.")
 
-    sample_index = _index_samples(samples or [])
+    sample_index = _SampleIndex(samples)
     questions: list[Question] = []
     problems: list[str] = []
     for row_number, row in rows:
@@ -148,15 +152,29 @@ def _read_rows(path: Path) -> list[tuple[int, dict]]:
     raise QuestionSetError(f"Question set {path} has extension {suffix!r}; use .csv, .jsonl or .json.")
 
 
-def _index_samples(samples: Iterable[Sample]) -> dict[str, Sample]:
-    index: dict[str, Sample] = {}
-    for sample in samples:
-        for name in (sample.source, Path(sample.source).name, sample.sample_id):
-            index.setdefault(name, sample)
-    return index
+class _SampleIndex:
+    """Dataset images by source path, file name and sample id, built on first lookup."""
+
+    def __init__(self, samples: SampleSource | None) -> None:
+        self.samples = samples
+        self.names: dict[str, Sample] | None = None
+
+    def __bool__(self) -> bool:
+        return self.samples is not None
+
+    def get(self, name: str) -> Sample | None:
+        if self.samples is None:
+            return None
+        if self.names is None:
+            samples = self.samples() if callable(self.samples) else self.samples
+            self.names = {}
+            for sample in samples:
+                for key in (sample.source, Path(sample.source).name, sample.sample_id):
+                    self.names.setdefault(key, sample)
+        return self.names.get(name)
 
 
-def _question_from_row(path: Path, row_number: int, row: dict, sample_index: dict[str, Sample]) -> Question:
+def _question_from_row(path: Path, row_number: int, row: dict, sample_index: _SampleIndex) -> Question:
     where = f"row {row_number}"
     for column in REQUIRED_COLUMNS:
         value = row.get(column)
@@ -181,7 +199,7 @@ def _question_from_row(path: Path, row_number: int, row: dict, sample_index: dic
     )
 
 
-def _resolve_image(folder: Path, name: str, sample_index: dict[str, Sample], where: str) -> Path:
+def _resolve_image(folder: Path, name: str, sample_index: _SampleIndex, where: str) -> Path:
     candidate = Path(name).expanduser()
     if not candidate.is_absolute():
         candidate = folder / candidate
