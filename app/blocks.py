@@ -9,7 +9,9 @@ import gradio as gr
 from app.context import AppContext
 from app.settings import AppSettings
 from app.shared import SharedState
+from app.tabs.compare import render_compare_tab, wire_compare_tab
 from app.tabs.data import render_data_tab, wire_data_tab
+from app.tabs.runs import render_runs_tab, wire_runs_tab
 from app.tabs.tune import render_tune_tab, wire_tune_tab
 
 
@@ -37,9 +39,15 @@ def build_blocks(settings: AppSettings, context: AppContext | None = None) -> gr
             shared.quiz_fraction = data_tab.quiz_fraction
             with gr.Tab("2. Tune", id="tune"):
                 tune_tab = render_tune_tab(RunConfig())
+            with gr.Tab("3. Compare", id="compare") as compare_tab_item:
+                compare_tab = render_compare_tab()
+            with gr.Tab("4. Runs", id="runs") as runs_tab_item:
+                runs_tab = render_runs_tab()
 
         wire_data_tab(data_tab, shared, context)
         wire_tune_tab(demo, tune_tab, shared, context)
+        wire_runs_tab(demo, runs_tab_item, runs_tab, tune_tab, shared, context)
+        wire_compare_tab(demo, compare_tab_item, compare_tab, shared, context)
 
         def end_session(request: gr.Request) -> None:
             context.end_session(request.session_hash)

@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.comparators import ComparatorCache
 from app.settings import AppSettings, make_private_dir
 from app.training_jobs import TrainingJobs
 
@@ -21,14 +22,14 @@ SESSION_PATTERN = re.compile(r"[^A-Za-z0-9_-]")
 class AppContext:
     settings: AppSettings
     jobs: TrainingJobs
-    comparators: dict = field(default_factory=dict)
-    """Loaded evaluation Comparators by run name (at most one at a time, see the Compare tab)."""
+    comparators: ComparatorCache
     uploads: dict[str, set[Path]] = field(default_factory=dict)
     """gradio's temporary copies of each session's uploads, deleted when the session ends."""
 
     @classmethod
     def create(cls, settings: AppSettings) -> AppContext:
-        return cls(settings=settings, jobs=TrainingJobs(settings))
+        jobs = TrainingJobs(settings)
+        return cls(settings=settings, jobs=jobs, comparators=ComparatorCache(jobs))
 
     def session_dir(self, session_hash: str | None) -> Path:
         """Return this browser session's private upload folder, created on first use."""

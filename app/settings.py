@@ -87,12 +87,8 @@ def parse_size(text: str) -> int:
     """Parse a byte count such as `500mb`, `4gb` or `1048576`."""
     units = {"tb": 1024**4, "gb": GIB, "mb": 1024**2, "kb": 1024, "b": 1}
     value = text.strip().lower()
-    for suffix, factor in units.items():
-        if value.endswith(suffix):
-            number = value[: -len(suffix)].strip()
-            break
-    else:
-        number, factor = value, 1
+    suffix = next((unit for unit in units if value.endswith(unit)), "")
+    number, factor = (value[: -len(suffix)].strip(), units[suffix]) if suffix else (value, 1)
     try:
         size = int(float(number) * factor)
     except ValueError:

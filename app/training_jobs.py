@@ -229,6 +229,8 @@ class TrainingJobs:
         """Continue a stopped or failed run from its last checkpoint."""
         with self._lock:
             self._reject_if_busy()
+            if not self.folder(name).root.is_dir():
+                raise JobError(f"Run {name!r} not found in {self.settings.runs_dir}; refresh the list of runs.")
             state = self.state(name)
             if state.status not in ("stopped", "failed"):
                 raise JobError(f"Run {name!r} is {state.status}; only a stopped or failed run can be resumed.")
