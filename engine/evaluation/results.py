@@ -18,7 +18,7 @@ ImageCondition = Literal["image", "grey"]
 
 @dataclass
 class Outcome:
-    """What one model variant did on one item under one image condition."""
+    """The reply and choices of one model variant on one item under one image condition."""
 
     reply: str | None = None
     """Raw generated reply; None when generation was not run."""
@@ -61,8 +61,8 @@ class AttributeAccuracy:
 class GroundingCheck:
     """One variant with the real images and with a uniform grey image in their place.
 
-    `image_not_used` is True when the grey image scores at least as well: the
-    answers then come from the text alone, not from the image.
+    `image_not_used` is True when the grey image scores at least as well, because
+    the choices then come from the text alone, not from the image.
     """
 
     variant: Variant

@@ -139,6 +139,8 @@ def processor_inputs(processor, prompts: list[str], images: list[Image.Image], p
         padding_side=padding_side,
         return_tensors="pt",
     )
+    # PaliGemma's processor returns training labels; scoring computes its own.
+    encoded.pop("labels", None)
     # Floating tensors (pixel values) follow the model's dtype; ids stay integers.
     return encoded.to(device).to(dtype)
 
@@ -203,7 +205,7 @@ class Continuations:
     shared: tuple[int, ...]
     options: tuple[tuple[int, ...], ...]
     tokenization: str
-    """`natural`: the ids of `prefix + target` as the tokenizer splits them; `separate`: prefix and
+    """`natural`: the ids of `prefix + target` as the tokenizer splits them. `separate`: prefix and
     letter tokenized apart, used when the natural split does not give one token per letter."""
 
     @property
@@ -233,8 +235,8 @@ def continuations_for(tokenizer, answer_prefix: str, targets: Sequence[str], let
     if not letters or result.single_token:
         return result
 
-    # NOTE: the separate split scores a letter as the model would see it only
-    # if the model never merges the space with the letter; it is a fallback
+    # NOTE: the separate split matches the model's own tokenization only for
+    # letters that the tokenizer never merges with the space. It is a fallback
     # for small tokenizers, and the report records which split was used.
     prefix_ids = tuple(tokenizer(answer_prefix, add_special_tokens=False)["input_ids"])
     letter_ids = tuple(tuple(tokenizer(target, add_special_tokens=False)["input_ids"]) for target in targets)
@@ -266,7 +268,7 @@ class _Row:
 def _assemble(encoded: dict, rows: Sequence[_Row], family: Family, pad_id: int) -> tuple[dict, torch.Tensor]:
     """Append each row's tail after its right-padded prompt; return the batch and the logit positions.
 
-    Position j of row r holds the logits that predict token j of the scored
+    Position j of row r is where the logits predict token j of the scored
     part, or, for rows that score nothing, the token after the tail.
     """
     prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()

@@ -33,7 +33,7 @@ VARIANTS: tuple[Variant, ...] = ("base", "tuned")
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What a run trained on which base model, read from `artifacts/run_info.json`."""
+    """The trained module groups and base model of a run, read from `artifacts/run_info.json`."""
 
     base_model: str
     base_model_source: str
@@ -68,7 +68,7 @@ class WeightSwap:
     """Swap a model's parameters between their base values and the values saved in a safetensors file.
 
     The tuned tensors are read from the (memory-mapped) file on every swap
-    in, so memory holds the model plus a CPU copy of the replaced tensors.
+    in, so memory contains the model plus a CPU copy of the replaced tensors.
     """
 
     def __init__(self, model: torch.nn.Module, path: Path) -> None:
@@ -79,7 +79,7 @@ class WeightSwap:
             unknown = [name for name in self.names if name not in parameters]
             if unknown:
                 raise ValueError(
-                    f"{self.path} holds {len(unknown)} tensor(s) that the base model lacks, e.g. {unknown[:3]}; "
+                    f"{self.path} contains {len(unknown)} tensor(s) that the base model lacks, e.g. {unknown[:3]}; "
                     "the run was trained on a different base model. Check base_model in artifacts/run_info.json."
                 )
             for name in self.names:
