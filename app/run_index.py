@@ -159,6 +159,7 @@ def delete_run(jobs: TrainingJobs, name: str) -> None:
     data_path = read_config(folder, jobs.settings).get("data", {}).get("path")
     shutil.rmtree(folder)
     jobs.config_path(name).unlink(missing_ok=True)
+    jobs.forget(name)
     logger.info("Deleted run %s", name)
     if data_path:
         _delete_unused_dataset(jobs, Path(data_path))

@@ -20,11 +20,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from app.settings import AppSettings
-from engine.config import RunConfig
 from engine.runs.folder import RunFolder
+
+
+if TYPE_CHECKING:
+    from engine.config import RunConfig
 
 
 logger = logging.getLogger(__name__)
@@ -132,6 +137,7 @@ class TrainingJobs:
         self._processes: dict[str, subprocess.Popen] = {}
         self._followers: dict[str, MetricsFollower] = {}
         self._stop_requested: set[str] = set()
+        self._model_names: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     # --- lookup -------------------------------------------------------------
@@ -168,7 +174,7 @@ class TrainingJobs:
             total_steps=status.get("total_steps"),
             pid=pid,
             alive=alive,
-            demo_model=bool(status.get("demo_model")),
+            demo_model=bool(status.get("demo_model")) or self._model_name(name) == "demo",
             details=status,
         )
         if state.status in ACTIVE_STATUSES and not alive and (launch or state.status == "running"):
@@ -220,6 +226,7 @@ class TrainingJobs:
             if folder.root.exists():
                 raise JobError(f"A run named {name!r} already exists in {self.settings.runs_dir}; choose another name.")
             folder.root.mkdir(parents=True, mode=0o700)
+            self.forget(name)
             config_path = self.config_path(name)
             config.save(config_path)
             self._spawn(name, folder, train_command(config_path, folder.root, resume=False))
@@ -249,6 +256,12 @@ class TrainingJobs:
         self.folder(name).request_stop()
         self._stop_requested.add(name)
         logger.info("Stop requested for run %s (pid %s)", name, state.pid)
+
+    def forget(self, name: str) -> None:
+        """Drop what is cached about a run, before its folder is reused or after it is deleted."""
+        self._followers.pop(name, None)
+        self._model_names.pop(name, None)
+        self._stop_requested.discard(name)
 
     def keep_stop_request(self, name: str) -> None:
         """Recreate the STOP file if the engine removed it while setting up (it clears stale ones at start)."""
@@ -294,6 +307,15 @@ class TrainingJobs:
             # poll() also reaps the child, so a finished job leaves no zombie.
             return process.poll() is None
         return process_alive(pid)
+
+    def _model_name(self, name: str) -> str | None:
+        if name not in self._model_names:
+            for path in (self.folder(name).config_path, self.config_path(name)):
+                if path.is_file():
+                    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                    self._model_names[name] = (values.get("model") or {}).get("name")
+                    break
+        return self._model_names.get(name)
 
     def _exit_code(self, name: str) -> int | None:
         process = self._processes.get(name)
