@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from app.settings import AppSettings, make_private_dir
+from app.settings import AppSettings, format_size, make_private_dir
 
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def check_upload_size(paths: list[Path], limit: int) -> int:
     total = sum(Path(p).stat().st_size for p in paths)
     if total > limit:
         raise UploadTooLargeError(
-            f"The upload is {total / 1024**3:.2f} GiB, above the limit of {limit / 1024**3:.2f} GiB per upload. "
+            f"The upload is {format_size(total)}, above the limit of {format_size(limit)} per upload. "
             "Upload fewer files at a time, or restart the app with a larger --max-upload-total."
         )
     return total

@@ -98,6 +98,14 @@ def parse_size(text: str) -> int:
     return size
 
 
+def format_size(size: int) -> str:
+    """Format a byte count with the largest binary unit that keeps the number at least 1."""
+    for unit, factor in (("TiB", 1024**4), ("GiB", GIB), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} bytes"
+
+
 def parse_auth(value: str) -> tuple[tuple[str, str], ...]:
     """Read `user:password`, or a file with one `user:password` per line (blank lines and # comments ignored)."""
     path = Path(value).expanduser()
