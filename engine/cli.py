@@ -44,6 +44,15 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: vision,projector).",
     )
     parser.add_argument("--mode", choices=["lora", "full"], help="LoRA adapters or full weights (default: lora).")
+    parser.add_argument("--lora-rank", type=int, help=f"Rank of the LoRA adapters (default: {defaults.method.lora_rank}).")
+    parser.add_argument(
+        "--proxy-init", choices=["text", "random"], help="Start the proxy from an instruction's embeddings or at random (default: text)."
+    )
+    parser.add_argument(
+        "--quiz-fraction",
+        type=float,
+        help=f"Share of images held out as the quiz set, never tuned on (default: {defaults.data.quiz_fraction}).",
+    )
     parser.add_argument("--image-size", type=int, help="Longest image side in pixels given to the processor (default: processor's own).")
     parser.add_argument("--max-length", type=int, help=f"Maximum tokens per sample; the report is truncated (default: {defaults.training.max_length}).")
     parser.add_argument("--save-steps", type=int, help=f"Checkpoint every N steps (default: {defaults.training.save_steps}).")
@@ -76,6 +85,9 @@ _FLAG_TARGETS = {
     "warmup_steps": ("method", "warmup_steps"),
     "shuffling": ("method", "shuffling"),
     "mode": ("method", "mode"),
+    "lora_rank": ("method", "lora_rank"),
+    "proxy_init": ("method", "proxy_init"),
+    "quiz_fraction": ("data", "quiz_fraction"),
 }
 
 

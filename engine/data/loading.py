@@ -13,10 +13,7 @@ logger = logging.getLogger(__name__)
 
 def load_samples(path: Path, cache_dir: Path) -> tuple[list[Sample], dict]:
     """Ingest a folder or zip and return (samples, ingestion report as a dict)."""
-    try:
-        from engine.data.ingest import ingest
-    except ImportError:  # TEMPORARY until ingestion lands
-        return _flat(Path(path)), {}
+    from engine.data.ingest import ingest
 
     path = Path(path)
     if not path.exists():
@@ -31,11 +28,3 @@ def load_samples(path: Path, cache_dir: Path) -> tuple[list[Sample], dict]:
     logger.info("Ingested %s: %d usable pairs", path, len(result.samples))
     return result.samples, report
 
-
-def _flat(path):
-    from engine.data.attributes import parse_attributes
-    out = []
-    for image in sorted(path.glob("*.jpg")):
-        report = image.with_suffix(".txt").read_text()
-        out.append(Sample(image.stem, image, report.strip(), image.name, parse_attributes(report)))
-    return out

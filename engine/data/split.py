@@ -43,9 +43,10 @@ def split_samples(samples: list[Sample], quiz_fraction: float, seed: int = 0) ->
         return Split(tune=list(samples), quiz=[], overlapping=0)
 
     keys = {id(sample): sample_key(sample) for sample in samples}
+    group_of = _linked_groups(samples, keys)
     groups: dict[str, list[Sample]] = {}
     for sample in samples:
-        groups.setdefault(sample.group or keys[id(sample)], []).append(sample)
+        groups.setdefault(group_of[id(sample)], []).append(sample)
 
     order = sorted(groups)
     random.Random(seed).shuffle(order)
@@ -58,8 +59,8 @@ def split_samples(samples: list[Sample], quiz_fraction: float, seed: int = 0) ->
         quiz_groups.add(name)
         count += len(groups[name])
 
-    tune = [s for s in samples if (s.group or keys[id(s)]) not in quiz_groups]
-    quiz = [s for s in samples if (s.group or keys[id(s)]) in quiz_groups]
+    tune = [s for s in samples if group_of[id(s)] not in quiz_groups]
+    quiz = [s for s in samples if group_of[id(s)] in quiz_groups]
     tune_keys = {keys[id(s)] for s in tune}
     overlapping = sum(1 for s in quiz if keys[id(s)] in tune_keys)
     if overlapping:
@@ -70,3 +71,25 @@ def split_samples(samples: list[Sample], quiz_fraction: float, seed: int = 0) ->
             len(quiz),
         )
     return Split(tune=tune, quiz=quiz, overlapping=overlapping)
+
+
+def _linked_groups(samples: list[Sample], keys: dict[int, str]) -> dict[int, str]:
+    """Return a group name per sample, merging groups that share an image.
+
+    Two samples are linked when they share a patient/study group or the same
+    decoded pixels, so a duplicate image never lands on both sides.
+    """
+    parent: dict[str, str] = {}
+
+    def find(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for sample in samples:
+        pixel_node = "pixels:" + keys[id(sample)]
+        if sample.group:
+            parent[find("group:" + sample.group)] = find(pixel_node)
+        find(pixel_node)
+    return {id(sample): find("pixels:" + keys[id(sample)]) for sample in samples}

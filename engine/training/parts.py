@@ -14,9 +14,10 @@ from engine.models.families import Family, module_names_in_groups, parameters_by
 
 logger = logging.getLogger(__name__)
 
-# SigLIP-style vision towers carry a pooling head that VLMs never call, so
-# LoRA layers there would get no gradient.
-_UNUSED_MODULES = re.compile(r"(^|\.)head(\.|$)")
+# Not targeted by LoRA: SigLIP-style pooling heads, which VLMs never call (a
+# LoRA layer there gets no gradient), and the output head, which is usually
+# tied to the input embeddings (peft would then save the whole embedding).
+_NOT_LORA_TARGETS = re.compile(r"(^|\.)(head|lm_head)(\.|$)")
 
 
 def freeze(model: nn.Module) -> None:
@@ -49,7 +50,7 @@ def apply_trainable_parts(model: nn.Module, family: Family, method: MethodConfig
     linear, modules_to_save = [], []
     for group in groups:
         group_linear, group_others = module_names_in_groups(model, family, [group])
-        group_linear = [name for name in group_linear if not _UNUSED_MODULES.search(name)]
+        group_linear = [name for name in group_linear if not _NOT_LORA_TARGETS.search(name)]
         if group_linear:
             linear.extend(group_linear)
         else:

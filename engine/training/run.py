@@ -362,6 +362,8 @@ def _prepare_folder(config: RunConfig, folder: RunFolder, resume: bool) -> None:
         )
     if resume and not folder.config_path.exists():
         raise FileNotFoundError(f"Cannot resume: {folder.config_path} not found. Start a new run instead.")
+    # The saved config must work from any working directory (evaluation, app).
+    config.data.path = str(Path(config.data.path).expanduser().resolve())
     folder.root.mkdir(parents=True, exist_ok=True)
     if folder.stop_path.exists():
         folder.stop_path.unlink()

@@ -1,0 +1,42 @@
+import pytest
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from engine.models.families import UnsupportedModelError
+from engine.models.loading import ModelNotAvailableError, load_config, load_model
+
+
+def test_local_folder_loads_through_auto_classes(tiny_model_factory):
+    loaded = load_model(str(tiny_model_factory("qwen2_vl")))
+    assert loaded.family.name == "qwen2_vl"
+    assert loaded.tokenizer.padding_side == "right"
+    assert not loaded.is_demo
+
+
+def test_demo_model_is_labelled(caplog):
+    loaded = load_model("demo")
+    assert loaded.is_demo
+    assert loaded.family.name == "llava"
+    assert "answers are meaningless" in caplog.text
+
+
+def test_offline_hub_id_gives_actionable_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE is set") as error:
+        load_model("Qwen/Qwen2.5-VL-3B-Instruct")
+    assert "not a local folder and not in the Hugging Face cache" in str(error.value)
+    assert "--model demo" in str(error.value)
+
+
+def test_unsupported_architecture_lists_supported(tmp_path):
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64)).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelError, match="Model type 'gpt2' is not supported") as error:
+        load_model(str(tmp_path))
+    for model_type in ("mllama", "qwen2_5_vl", "idefics3", "llava", "gemma3", "paligemma"):
+        assert model_type in str(error.value)
+
+
+def test_file_path_rejected(tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"")
+    with pytest.raises(ModelNotAvailableError, match="is a file"):
+        load_config(str(path))
