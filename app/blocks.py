@@ -32,8 +32,9 @@ def build_blocks(settings: AppSettings, context: AppContext | None = None) -> gr
             "Tune a vision-language model on your images and their reports, without writing instructions, "
             "then compare it with the base model. Everything runs on this machine."
         )
+        dataset, samples, followed_run = gr.State(None), gr.State([]), gr.State(None)
         with gr.Tabs() as tabs:
-            shared = SharedState(tabs=tabs, dataset=gr.State(None), samples=gr.State([]), followed_run=gr.State(None))
+            shared = SharedState(tabs=tabs, dataset=dataset, samples=samples, followed_run=followed_run)
             with gr.Tab("1. Data", id="data"):
                 data_tab = render_data_tab()
             shared.quiz_fraction = data_tab.quiz_fraction

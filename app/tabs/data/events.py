@@ -36,6 +36,15 @@ def _ingestion_view(result, dataset: datasets.Dataset, quiz_fraction: float) -> 
     )
 
 
+def _unexpected(error: Exception, what: str) -> gr.Error:
+    # The UI boundary: an ingestion bug must reach the user as a message, with the traceback in the log.
+    logger.exception("Ingestion of %s failed", what)
+    return gr.Error(
+        f"Reading {what} failed unexpectedly ({type(error).__name__}: {error}). "
+        "This is a bug in the ingestion step; the app log has the details to report."
+    )
+
+
 def _rejection_view(message: str) -> tuple:
     gr.Warning("The upload was rejected; the Data tab says why.")
     return (
@@ -59,6 +68,8 @@ def wire_data_tab(tab: DataTab, shared: SharedState, context: AppContext) -> Non
             result = datasets.ingest_path(datasets.SAMPLE_DATA_DIR, settings)
         except datasets.IngestionUnavailableError as error:
             raise gr.Error(str(error)) from error
+        except Exception as error:
+            raise _unexpected(error, "the sample data") from error
         dataset = datasets.describe_result(result, str(datasets.SAMPLE_DATA_DIR), "the bundled sample data")
         logger.info("Loaded the sample data: %d samples", dataset.num_samples)
         return _ingestion_view(result, dataset, quiz_fraction)
@@ -82,6 +93,8 @@ def wire_data_tab(tab: DataTab, shared: SharedState, context: AppContext) -> Non
         except ingest.IngestError as error:
             logger.warning("Rejected an upload of %d files: %s", len(paths), error)
             return _rejection_view(str(error))
+        except Exception as error:
+            raise _unexpected(error, f"an upload of {len(paths)} files") from error
 
         staged = datasets.stage_upload(paths, context.session_dir(request.session_hash))
         label = f"an upload of {len(dict.fromkeys(paths))} file(s)"

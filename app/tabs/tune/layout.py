@@ -107,6 +107,7 @@ def render_tune_tab(defaults) -> TuneTab:
         y="loss",
         color="stage",
         color_map=STAGE_COLOURS,
+        caption="Orange: warm-up (the proxy alone). Blue: main stage.",
         title="Training loss",
         x_title="Optimizer step",
         y_title="Loss",

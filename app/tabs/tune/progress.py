@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 import pandas as pd
@@ -16,8 +17,17 @@ MAX_PLOT_POINTS = 2000
 
 
 def empty_loss_frame() -> pd.DataFrame:
-    return pd.DataFrame({"step": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64"),
-                         "stage": pd.Series(dtype="str")})
+    """Return one row per stage with a missing step and loss, which the chart does not draw.
+
+    gradio 6.31's LinePlot fixes the colour domain from the first value it
+    renders and keeps it when the value changes, so every frame starts with
+    both stages to keep the colours of `STAGE_COLOURS`.
+    """
+    return pd.DataFrame({
+        "step": pd.Series([math.nan] * len(STAGE_COLOURS), dtype="float64"),
+        "loss": pd.Series([math.nan] * len(STAGE_COLOURS), dtype="float64"),
+        "stage": list(STAGE_COLOURS),
+    })
 
 
 def loss_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -28,11 +38,12 @@ def loss_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     kept = records[::stride]
     if kept[-1] is not records[-1]:
         kept.append(records[-1])
-    return pd.DataFrame({
-        "step": [int(r["step"]) for r in kept],
+    points = pd.DataFrame({
+        "step": [float(r["step"]) for r in kept],
         "loss": [float(r["loss"]) for r in kept],
         "stage": [STAGE_LABELS.get(r.get("stage"), str(r.get("stage"))) for r in kept],
     })
+    return pd.concat([empty_loss_frame(), points], ignore_index=True)
 
 
 def format_seconds(seconds: float | None) -> str:
