@@ -12,7 +12,9 @@ from engine.config import RunConfig
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = RunConfig()
-    parser.add_argument("--data", help=f"Folder or .zip of images with reports (default in config: {defaults.data.path}).")
+    parser.add_argument(
+        "--data", help=f"Folder or .zip of images with reports (default in config: {defaults.data.path})."
+    )
     parser.add_argument(
         "--model",
         help="Hub id, local model folder, or 'demo' for the offline tiny random model "
@@ -22,44 +24,89 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file with RunConfig values; flags below override it.")
     parser.add_argument("--max-steps", type=int, help="Optimizer steps of the main stage; overrides --epochs.")
     parser.add_argument("--epochs", type=float, help=f"Epochs of the main stage (default: {defaults.training.epochs}).")
-    parser.add_argument("--batch-size", type=int, help=f"Samples per device and step (default: {defaults.training.batch_size}).")
+    parser.add_argument(
+        "--batch-size", type=int, help=f"Samples per device and step (default: {defaults.training.batch_size})."
+    )
     parser.add_argument(
         "--gradient-accumulation-steps", type=int, help="Micro-batches summed per optimizer step (default: 1)."
     )
-    parser.add_argument("--learning-rate", type=float, help=f"Learning rate of model weights (default: {defaults.training.learning_rate}).")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        help=f"Learning rate of model weights (default: {defaults.training.learning_rate}).",
+    )
     parser.add_argument(
         "--instruction",
         choices=["proxy", "fixed", "none"],
         help="proxy: instruction-free tuning (default); fixed: --fixed-instruction text; none: empty user text.",
     )
-    parser.add_argument("--fixed-instruction", help=f"User text for --instruction fixed (default: {defaults.method.fixed_instruction!r}).")
-    parser.add_argument("--num-proxy-tokens", type=int, help=f"K, soft tokens in the proxy instruction (default: {defaults.method.num_proxy_tokens}).")
-    parser.add_argument("--momentum", type=float, help=f"m of the proxy's moving average, in [0, 1) (default: {defaults.method.momentum}).")
-    parser.add_argument("--warmup-epochs", type=float, help=f"Proxy-only warm-up length in epochs; 0 skips it (default: {defaults.method.warmup_epochs}).")
-    parser.add_argument("--warmup-steps", type=int, help="Proxy-only warm-up length in optimizer steps; overrides --warmup-epochs.")
-    parser.add_argument("--shuffling", choices=["none", "comma", "sentence", "auto"], help="Response shuffling (default: auto).")
+    parser.add_argument(
+        "--fixed-instruction",
+        help=f"User text for --instruction fixed (default: {defaults.method.fixed_instruction!r}).",
+    )
+    parser.add_argument(
+        "--num-proxy-tokens",
+        type=int,
+        help=f"K, soft tokens in the proxy instruction (default: {defaults.method.num_proxy_tokens}).",
+    )
+    parser.add_argument(
+        "--momentum",
+        type=float,
+        help=f"m of the proxy's moving average, in [0, 1) (default: {defaults.method.momentum}).",
+    )
+    parser.add_argument(
+        "--warmup-epochs",
+        type=float,
+        help=f"Proxy-only warm-up length in epochs; 0 skips it (default: {defaults.method.warmup_epochs}).",
+    )
+    parser.add_argument(
+        "--warmup-steps", type=int, help="Proxy-only warm-up length in optimizer steps; overrides --warmup-epochs."
+    )
+    parser.add_argument(
+        "--shuffling", choices=["none", "comma", "sentence", "auto"], help="Response shuffling (default: auto)."
+    )
     parser.add_argument(
         "--trainable",
         help="Comma-separated module groups trained in the main stage: vision, projector, language "
         "(default: vision,projector).",
     )
     parser.add_argument("--mode", choices=["lora", "full"], help="LoRA adapters or full weights (default: lora).")
-    parser.add_argument("--lora-rank", type=int, help=f"Rank of the LoRA adapters (default: {defaults.method.lora_rank}).")
     parser.add_argument(
-        "--proxy-init", choices=["text", "random"], help="Start the proxy from an instruction's embeddings or at random (default: text)."
+        "--lora-rank", type=int, help=f"Rank of the LoRA adapters (default: {defaults.method.lora_rank})."
+    )
+    parser.add_argument(
+        "--proxy-init",
+        choices=["text", "random"],
+        help="Start the proxy from an instruction's embeddings or at random (default: text).",
     )
     parser.add_argument(
         "--quiz-fraction",
         type=float,
         help=f"Share of images held out as the quiz set, never tuned on (default: {defaults.data.quiz_fraction}).",
     )
-    parser.add_argument("--image-size", type=int, help="Longest image side in pixels given to the processor (default: processor's own).")
-    parser.add_argument("--max-length", type=int, help=f"Maximum tokens per sample; the report is truncated (default: {defaults.training.max_length}).")
-    parser.add_argument("--save-steps", type=int, help=f"Checkpoint every N steps (default: {defaults.training.save_steps}).")
-    parser.add_argument("--seed", type=int, help=f"Random seed for initialisation, data order and shuffling (default: {defaults.training.seed}).")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="Model dtype; auto: bf16 on capable GPUs, fp32 on CPU.")
+    parser.add_argument(
+        "--image-size", type=int, help="Longest image side in pixels given to the processor (default: processor's own)."
+    )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        help=f"Maximum tokens per sample; the report is truncated (default: {defaults.training.max_length}).",
+    )
+    parser.add_argument(
+        "--save-steps", type=int, help=f"Checkpoint every N steps (default: {defaults.training.save_steps})."
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help=f"Random seed for initialisation, data order and shuffling (default: {defaults.training.seed}).",
+    )
+    parser.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16"], help="Model dtype; auto: bf16 on capable GPUs, fp32 on CPU."
+    )
     parser.add_argument("--gradient-checkpointing", action="store_true", help="Recompute activations to save memory.")
-    parser.add_argument("--cache-dir", help="Where decoded images are cached (default: ~/.cache/instruction-free-tuning/images).")
+    parser.add_argument(
+        "--cache-dir", help="Where decoded images are cached (default: ~/.cache/instruction-free-tuning/images)."
+    )
     parser.add_argument("--resume", action="store_true", help="Continue the run in --out from its last checkpoint.")
 
 
@@ -121,7 +168,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="Instruction-free tuning of vision-language models.")
+    parser = argparse.ArgumentParser(
+        prog="python -m engine", description="Instruction-free tuning of vision-language models."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -143,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     else:
-        evaluate_parser = commands.add_parser("evaluate", help="Score base and tuned models on multiple-choice questions.")
+        evaluate_parser = commands.add_parser(
+            "evaluate", help="Score base and tuned models on multiple-choice questions."
+        )
         add_evaluate_arguments(evaluate_parser)
         evaluate_parser.set_defaults(handler=run_evaluate)
     return parser

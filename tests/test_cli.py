@@ -93,7 +93,16 @@ def test_split_holds_out_a_fifth(demo_run):
 def test_help_documents_every_option():
     result = run_cli("train", "--help")
     assert result.returncode == 0
-    for option in ("--data", "--model", "--out", "--config", "--max-steps", "--resume", "--momentum", "--num-proxy-tokens"):
+    for option in (
+        "--data",
+        "--model",
+        "--out",
+        "--config",
+        "--max-steps",
+        "--resume",
+        "--momentum",
+        "--num-proxy-tokens",
+    ):
         assert option in result.stdout
     text = " ".join(result.stdout.split())
     assert "(default: 0.999)" in text

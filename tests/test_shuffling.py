@@ -6,7 +6,9 @@ import pytest
 from engine.data.shuffling import resolve_shuffling, shuffle_report, split_phrases
 
 
-ATTRIBUTE_REPORT = "Cell type: Basophil\nCell size: small\nCell shape: round\nNucleus shape: segmented-bilobed\nGranularity: yes"
+ATTRIBUTE_REPORT = (
+    "Cell type: Basophil\nCell size: small\nCell shape: round\nNucleus shape: segmented-bilobed\nGranularity: yes"
+)
 COMMA_REPORT = "small cell, round shape, coarse granules, purple granules, light blue cytoplasm"
 PROSE_REPORT = "The heart is normal in size. No effusion is seen. The lungs are clear! Is there a mass? None."
 

@@ -56,7 +56,9 @@ def capture_after_warmup(monkeypatch):
 
 @pytest.mark.parametrize("mode", ["lora", "full"])
 @pytest.mark.parametrize("family", TINY_FAMILIES)
-def test_two_stages_train_only_chosen_parts(family, mode, tiny_model_factory, small_data, tmp_path, capture_after_warmup):
+def test_two_stages_train_only_chosen_parts(
+    family, mode, tiny_model_factory, small_data, tmp_path, capture_after_warmup
+):
     model_dir = tiny_model_factory(family)
     initial_model = AutoModelForImageTextToText.from_pretrained(model_dir)
     initial = snapshot(initial_model)
@@ -80,9 +82,7 @@ def test_two_stages_train_only_chosen_parts(family, mode, tiny_model_factory, sm
     assert not torch.allclose(warmup_proxy["tokens"], initial_proxy), "warm-up left the proxy unchanged"
 
     # Main stage: frozen group unchanged, trained groups changed.
-    final = {
-        base_name(n): p.detach() for n, p in outcome.model.named_parameters() if ".modules_to_save." not in n
-    }
+    final = {base_name(n): p.detach() for n, p in outcome.model.named_parameters() if ".modules_to_save." not in n}
     for name in frozen:
         assert torch.equal(final[name], initial[name]), f"frozen weight {name} changed"
     if mode == "full":
@@ -122,7 +122,10 @@ def test_baselines_train_without_proxy(instruction, tiny_model_factory, small_da
     assert outcome.status == "completed"
     assert outcome.proxy is None
     assert not (tmp_path / "run" / "warmup_proxy.safetensors").exists()
-    stages = {line.split('"stage": "')[1].split('"')[0] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()}
+    stages = {
+        line.split('"stage": "')[1].split('"')[0]
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    }
     assert stages == {"main"}
 
 

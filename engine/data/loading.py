@@ -27,4 +27,3 @@ def load_samples(path: Path, cache_dir: Path) -> tuple[list[Sample], dict]:
         )
     logger.info("Ingested %s: %d usable pairs", path, len(result.samples))
     return result.samples, report
-

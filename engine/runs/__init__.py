@@ -1,3 +1,4 @@
 from engine.runs.folder import RunFolder, RunStatus
 
+
 __all__ = ["RunFolder", "RunStatus"]

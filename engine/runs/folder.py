@@ -1,16 +1,16 @@
 """The run folder: everything one tuning run writes, in a fixed layout.
 
-    <run>/config.yaml           resolved RunConfig, written before training
-    <run>/status.json           running / completed / stopped / failed (+ error)
-    <run>/metrics.jsonl         one JSON object per log event, flushed as written
-    <run>/train.log             human-readable log
-    <run>/data_manifest.json    counts and per-sample content hashes
-    <run>/split.json            content keys of the tuning and quiz images
-    <run>/STOP                  created by anyone who wants the run to stop
-    <run>/checkpoints/{warmup,main}/checkpoint-N/
-    <run>/warmup_proxy.safetensors   proxy at the end of warm-up (marks it done)
-    <run>/artifacts/            adapter/ (peft) or trained_modules.safetensors (full),
-                                proxy.safetensors, run_info.json (what was trained on which base)
+<run>/config.yaml           resolved RunConfig, written before training
+<run>/status.json           running / completed / stopped / failed (+ error)
+<run>/metrics.jsonl         one JSON object per log event, flushed as written
+<run>/train.log             human-readable log
+<run>/data_manifest.json    counts and per-sample content hashes
+<run>/split.json            content keys of the tuning and quiz images
+<run>/STOP                  created by anyone who wants the run to stop
+<run>/checkpoints/{warmup,main}/checkpoint-N/
+<run>/warmup_proxy.safetensors   proxy at the end of warm-up (marks it done)
+<run>/artifacts/            adapter/ (peft) or trained_modules.safetensors (full),
+                            proxy.safetensors, run_info.json (what was trained on which base)
 """
 
 from __future__ import annotations

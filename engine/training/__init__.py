@@ -2,4 +2,5 @@
 
 from engine.training.run import train
 
+
 __all__ = ["train"]

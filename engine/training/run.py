@@ -121,7 +121,9 @@ def create_proxy(loaded: LoadedModel, config: RunConfig) -> ProxyInstruction:
     return proxy.to(embedding.weight.device)
 
 
-def training_arguments(config: RunConfig, output_dir: Path, max_steps: int, learning_rate: float, dtype) -> TrainingArguments:
+def training_arguments(
+    config: RunConfig, output_dir: Path, max_steps: int, learning_rate: float, dtype
+) -> TrainingArguments:
     training = config.training
     on_cpu = not torch.cuda.is_available()
     return TrainingArguments(
@@ -220,12 +222,14 @@ class RunContext:
     plan: StagePlan
     started: float
     stop: StopCallback
+    extra_callbacks: tuple = ()
 
 
 def _make_trainer(context: RunContext, model, stage: str, proxy, max_steps: int, learning_rate: float, offset: int):
     config = context.config
     args = training_arguments(config, context.folder.checkpoints_dir(stage), max_steps, learning_rate, model.dtype)
     callbacks = [
+        *context.extra_callbacks,
         MetricsCallback(context.folder.metrics_path, stage, offset, context.plan.total_steps, context.started),
         EpochCallback(context.collator, stage),
         context.stop,
@@ -423,12 +427,12 @@ class TrainOutcome:
     proxy: ProxyInstruction | None
 
 
-def train(config: RunConfig, run_dir: Path, resume: bool = False) -> TrainOutcome:
+def train(config: RunConfig, run_dir: Path, resume: bool = False, callbacks: tuple = ()) -> TrainOutcome:
     """Run instruction-free tuning (or a baseline) into `run_dir`.
 
     The status file says `completed`, `stopped` (a stop was requested; resume
     continues from the saved checkpoint) or `failed` (with the error, which is
-    also re-raised).
+    also re-raised). `callbacks` are extra `TrainerCallback`s for both stages.
     """
     config.validate()
     folder = RunFolder(Path(run_dir))
@@ -438,6 +442,7 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False) -> TrainOutcom
     stop_handlers_installed = False
     try:
         context = _setup(config, folder, resume, started)
+        context.extra_callbacks = tuple(callbacks)
         context.stop.install_signal_handlers()
         stop_handlers_installed = True
         proxy = getattr(context.loaded.model, PROXY_MODULE_NAME, None)

@@ -67,6 +67,10 @@ class InstructionFreeTrainer(Trainer):
         return super().training_step(model, inputs, num_items_in_batch)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.proxy is not None and not self.proxy.attached and bool((inputs["input_ids"] == self.proxy.placeholder_id).any()):
+        if (
+            self.proxy is not None
+            and not self.proxy.attached
+            and bool((inputs["input_ids"] == self.proxy.placeholder_id).any())
+        ):
             raise RuntimeError("The batch holds proxy placeholders but the proxy hook is not attached.")
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
