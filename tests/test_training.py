@@ -139,3 +139,30 @@ def test_momentum_applied_after_each_step(tiny_model_factory, small_data, tmp_pa
     expected = 0.5 * start + 0.5 * trained
     assert torch.allclose(outcome.proxy.average, expected, atol=1e-6)
     assert not torch.equal(trained, start)
+
+
+def test_bf16_model_keeps_fp32_proxy_and_exact_momentum(tiny_model_factory, small_data, tmp_path, capture_after_warmup):
+    config = tiny_config(tiny_model_factory("llava"), small_data, momentum=0.999)
+    config.model.precision = "bf16"
+    config.training.max_steps = 1
+    outcome = train(config, tmp_path / "run")
+
+    assert outcome.status == "completed"
+    assert next(p for n, p in outcome.model.named_parameters() if "lora" not in n).dtype == torch.bfloat16
+    assert outcome.proxy.tokens.dtype == torch.float32
+    assert outcome.proxy.average.dtype == torch.float32
+    start = capture_after_warmup["average"]
+    expected = 0.999 * start + 0.001 * outcome.proxy.tokens.detach()
+    assert torch.allclose(outcome.proxy.average, expected, atol=1e-7)
+    assert not torch.equal(outcome.proxy.average, start), "a 0.1% momentum step was lost"
+
+
+def test_checkpointing_and_accumulation_train(tiny_model_factory, small_data, tmp_path):
+    config = tiny_config(tiny_model_factory("qwen2_vl"), small_data)
+    config.model.gradient_checkpointing = True
+    config.training.gradient_accumulation_steps = 2
+    config.training.batch_size = 1
+    outcome = train(config, tmp_path / "run")
+    assert outcome.status == "completed"
+    warmup = load_file(str(tmp_path / "run" / "warmup_proxy.safetensors"))
+    assert not torch.equal(outcome.proxy.tokens.detach(), warmup["tokens"])
