@@ -7,8 +7,9 @@ image:
 
 - `new`: the colour (options: the four new colours), and the pattern when it
   is new (options: all four patterns);
-- `retained`: the shape, a value the base already knows, which measures
-  whether the model still follows the question format after tuning.
+- `retained`: the size (small or large), which the base already answers
+  without error, so a drop measures lost instruction-following, not a
+  missing value.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from engine.evaluation.questions import Question
 from proving_ground import quiz
-from proving_ground.world import NEW_COLOURS, NEW_PATTERNS, PATTERNS, SHAPES, sample_objects, write_pairs
+from proving_ground.world import NEW_COLOURS, NEW_PATTERNS, PATTERNS, SIZES, sample_objects, write_pairs
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,13 @@ class DomainData:
 
 
 def quiz_questions(objects, paths, rng: random.Random) -> tuple[list[Question], list[str]]:
-    """Ask the colour, the pattern when it is new, and the shape of every quiz image."""
+    """Ask the colour, the pattern when it is new, and the size of every quiz image."""
     questions, groups = [], []
     for index, (obj, path) in enumerate(zip(objects, paths)):
         asks = [("colour", NEW_COLOURS, "new")]
         if obj.pattern in NEW_PATTERNS:
             asks.append(("pattern", PATTERNS, "new"))
-        asks.append(("shape", SHAPES, "retained"))
+        asks.append(("size", SIZES, "retained"))
         for attribute, pool, group in asks:
             questions.append(quiz.make_question(obj, path, attribute, pool, 4, rng, f"quiz-{index}-{attribute}"))
             groups.append(group)

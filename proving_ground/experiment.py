@@ -83,6 +83,8 @@ class CellResult:
     groups: list[str] = field(default_factory=list)
     """Per question, `new` or `retained` (see `proving_ground.domain`)."""
     replies: list[str] = field(default_factory=list)
+    described: list[int] = field(default_factory=list)
+    """Per question, 1 when the model's answer to "Describe the image." names the right value."""
 
 
 def method_config(
@@ -149,6 +151,7 @@ def run_cell(
         run_dir=str(run_dir),
         groups=list(data.groups),
         replies=scores.replies,
+        described=scores.described,
     )
 
 
@@ -165,6 +168,7 @@ def run_base(base_dir: Path, data: DomainData) -> CellResult:
         seconds=round(time.time() - started, 1),
         groups=list(data.groups),
         replies=scores.replies,
+        described=scores.described,
     )
 
 

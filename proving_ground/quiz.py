@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.data.attributes import parse_attributes
 from engine.evaluation.parsing import parse_answer
 from engine.evaluation.prompts import DEFAULT_ANSWER_PREFIX, format_question
 from engine.evaluation.questions import Question
@@ -22,6 +23,7 @@ from engine.evaluation.scoring import QuestionImages, ScoringSettings, generate_
 from proving_ground.world import WorldObject
 
 
+DESCRIBE_INSTRUCTION = "Describe the image."
 QUESTION_TEXT = {
     "shape": "What is the shape of the object?",
     "colour": "What is the colour of the object?",
@@ -72,6 +74,8 @@ class QuizScores:
     generation: list[int]
     likelihood: list[int]
     replies: list[str]
+    described: list[int]
+    """1 when the model, asked "Describe the image.", names the question's right value."""
 
     @property
     def generation_accuracy(self) -> float:
@@ -102,4 +106,16 @@ def score_quiz(model, processor, family, questions: Sequence[Question], batch_si
         generation=[int(choice == q.answer_index) for choice, q in zip(parsed, questions)],
         likelihood=[int(scores.choice == q.answer_index) for scores, q in zip(ranked, questions)],
         replies=replies,
+        described=described_values(model, processor, family, questions, batch_size),
     )
+
+
+def described_values(model, processor, family, questions: Sequence[Question], batch_size: int = 32) -> list[int]:
+    """Ask "Describe the image." once per image and check the described value of each question's attribute."""
+    paths = list(dict.fromkeys(q.image_path for q in questions))
+    images = QuestionImages([next(q for q in questions if q.image_path == p) for p in paths], size=None)
+    replies = generate_replies(
+        model, processor, family, [DESCRIBE_INSTRUCTION] * len(paths), images, max_new_tokens=32, batch_size=batch_size
+    )
+    described = {path: parse_attributes(reply) for path, reply in zip(paths, replies)}
+    return [int(described[q.image_path].get(q.attribute) == q.answer_text) for q in questions]

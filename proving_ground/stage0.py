@@ -2,17 +2,23 @@
 
 The base model for the experiment has to follow instructions before any
 domain tuning, or there is no instruction-following to preserve. It is
-trained on two tasks over images with *seen* colours and patterns only:
+trained on three kinds of examples:
 
-- multiple-choice questions in the quiz's prompt and answer format
-  (`proving_ground.quiz`), about every attribute, with 2 to 4 options;
-- "Describe the image." answered by the attribute report.
+- images with *seen* colours and patterns, asked multiple-choice questions
+  in exactly the format of the engine's evaluation, about every attribute,
+  with 2 to 4 options;
+- the same kind of images with "Describe the image." and the attribute
+  report as the reply;
+- text-only examples over a blank image: a caption that names the object
+  ("The object is a large purple dotted circle.") followed by a question or
+  by "Write this as a report.", over *all* values.
 
-The tokenizer is trained on texts that name every value, new ones included,
-as a real model's vocabulary contains words it never saw with an image. The
-input and output embeddings are tied, so tuning that teaches the model to
-write a new word also moves the vector that word has when it appears as an
-option.
+The text-only examples stand in for a real language model's knowledge of
+words it never saw with an image: after stage 0 the model can read, write
+and match "purple" in text, but has never seen a purple object. Domain
+tuning then only has to ground the new words visually, which is the setting
+instruction-free tuning is meant for. The input and output embeddings are
+tied, as in many small language models.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
 
 from engine.models.loading import load_model
@@ -37,6 +44,8 @@ from engine.training.collator import IGNORE_INDEX
 from proving_ground import quiz
 from proving_ground.world import (
     ATTRIBUTE_KEYS,
+    BACKGROUND,
+    IMAGE_SIZE,
     COLOURS,
     PATTERNS,
     SEEN_COLOURS,
@@ -51,7 +60,12 @@ from proving_ground.world import (
 
 logger = logging.getLogger(__name__)
 
-DESCRIBE_INSTRUCTION = "Describe the image."
+DESCRIBE_INSTRUCTION = quiz.DESCRIBE_INSTRUCTION
+REWRITE_INSTRUCTION = "Write this as a report."
+# The stage-0 model trained with the default `Stage0Settings`, shipped so that
+# the experiment and the tests do not retrain it (under 1 MB).
+SHIPPED_STAGE0 = Path(__file__).resolve().parent.parent / "assets" / "proving_ground" / "stage0"
+CHECK_FILE = "stage0_check.json"
 SEEN_VALUES = {**VALUES, "colour": SEEN_COLOURS, "pattern": SEEN_PATTERNS}
 
 
@@ -60,13 +74,19 @@ class Stage0Settings:
     """Size and training schedule of the stage-0 model."""
 
     text_hidden: int = 64
-    num_layers: int = 2
-    steps: int = 1500
+    num_layers: int = 3
+    steps: int = 5000
     batch_size: int = 32
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     warmup_steps: int = 100
-    describe_fraction: float = 0.25
-    """Share of training examples that are "Describe the image." (the rest are questions)."""
+    text_fraction: float = 0.3
+    """Share of training examples that name the object in words over a blank image (all values)."""
+    describe_fraction: float = 0.15
+    """Share of the image examples that are "Describe the image." (the rest are questions)."""
+    describe_only_steps: int = 300
+    """First steps trained on descriptions alone, so the model can tell the attributes apart before it must match them to options."""
+    letter_weight: float = 5.0
+    """Loss weight of the answer-letter token relative to every other response token."""
     seed: int = 0
 
 
@@ -93,10 +113,37 @@ def describe_example(obj: WorldObject) -> Example:
     return Example(draw_image(obj), DESCRIBE_INSTRUCTION, obj.report())
 
 
-def draw_examples(count: int, rng: random.Random, describe_fraction: float) -> list[Example]:
-    """Draw fresh seen-value objects and turn each into one description or one question."""
+def caption(obj: WorldObject) -> str:
+    return f"The object is a {obj.size} {obj.colour} {obj.pattern} {obj.shape}."
+
+
+def text_example(obj: WorldObject, rng: random.Random) -> Example:
+    """Return a text-only example: the object is named in words and the image is blank.
+
+    Half rewrite the caption as a report, half answer a question about it,
+    with every value (new ones included) in the options.
+    """
+    blank = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
+    if rng.random() < 0.5:
+        return Example(blank, f"{caption(obj)}\n{REWRITE_INSTRUCTION}", obj.report())
+    attribute = rng.choice(ATTRIBUTE_KEYS)
+    pool = VALUES[attribute]
+    question = quiz.make_question(obj, Path("unused"), attribute, pool, rng.randint(2, min(4, len(pool))), rng, "text")
+    user_text = f"{caption(obj)}\n{quiz.build_prompt(question)}"
+    return Example(blank, user_text, quiz.answer_text(question.answer_letter))
+
+
+def draw_examples(count: int, rng: random.Random, describe_fraction: float, text_fraction: float) -> list[Example]:
+    """Draw fresh objects and turn each into a text-only example, a description or a question.
+
+    Text-only examples draw from every value; image examples from seen values only.
+    """
     examples = []
-    for obj in sample_objects(count, rng, SEEN_COLOURS, SEEN_PATTERNS):
+    for _ in range(count):
+        if rng.random() < text_fraction:
+            examples.append(text_example(sample_objects(1, rng, COLOURS, PATTERNS)[0], rng))
+            continue
+        obj = sample_objects(1, rng, SEEN_COLOURS, SEEN_PATTERNS)[0]
         if rng.random() < describe_fraction:
             examples.append(describe_example(obj))
         else:
@@ -107,8 +154,9 @@ def draw_examples(count: int, rng: random.Random, describe_fraction: float) -> l
 def tokenizer_corpus() -> list[str]:
     """Return texts naming every prompt word and every value, new values included."""
     rng = random.Random(0)
-    texts = [DESCRIBE_INSTRUCTION]
+    texts = [DESCRIBE_INSTRUCTION, REWRITE_INSTRUCTION]
     for obj in sample_objects(400, rng, COLOURS, PATTERNS):
+        texts.append(caption(obj))
         texts.append(obj.report())
         attribute = rng.choice(ATTRIBUTE_KEYS)
         question = quiz.make_question(obj, Path("unused"), attribute, VALUES[attribute], 4, rng, "corpus")
@@ -186,42 +234,68 @@ def _learning_rate(step: int, settings: Stage0Settings) -> float:
     return settings.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def exact_reply_rate(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Return the share of sequences whose every response token is the greedy prediction."""
-    predicted = logits[:, :-1].argmax(dim=-1)  # (B, T-1): position t predicts token t+1
+def letter_token_ids(tokenizer) -> list[int]:
+    """Return the ids of the option letters as they follow the answer prefix (" A", " B", …)."""
+    ids = []
+    for letter in "ABCD":
+        pieces = tokenizer(quiz.answer_text(letter), add_special_tokens=False)["input_ids"]
+        prefix = tokenizer(quiz.answer_text(letter)[:-2].rstrip(), add_special_tokens=False)["input_ids"]
+        ids.append(pieces[len(prefix)])
+    return ids
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, letter_ids: torch.Tensor, letter_weight: float):
+    """Return the token-mean cross-entropy with answer-letter tokens weighted `letter_weight`, and the letter accuracy.
+
+    A question's reply has one informative token (the letter) among about
+    seven, so without the weight the gradient of the matching task is small
+    next to the descriptions and the fixed answer prefix.
+    """
+    logits = logits[:, :-1]  # (B, T-1, V): position t predicts token t+1
     targets = labels[:, 1:]
-    wrong = (predicted != targets) & (targets != IGNORE_INDEX)
-    return float((~wrong.any(dim=1)).float().mean())
+    mask = targets != IGNORE_INDEX
+    per_token = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.clamp(min=0).reshape(-1), reduction="none"
+    ).view_as(targets)
+    is_letter = torch.isin(targets, letter_ids) & mask
+    weights = mask.float() + (letter_weight - 1.0) * is_letter.float()
+    loss = (per_token * weights).sum() / weights.sum()
+    predicted = logits.argmax(dim=-1)
+    letter_accuracy = float((predicted == targets)[is_letter].float().mean()) if is_letter.any() else float("nan")
+    return loss, letter_accuracy
 
 
 def train_stage0(folder: Path, settings: Stage0Settings) -> Path:
-    """Build and train the stage-0 model into `folder`; return `folder`."""
+    """Build and train the stage-0 model into `folder`, logging to `stage0_log.jsonl`; return `folder`."""
+    folder = Path(folder)
     build_base(folder, settings)
     loaded = load_model(str(folder), device=torch.device("cpu"), precision="fp32")
     model, processor = loaded.model, loaded.processor
     collator = InstructionCollator(processor, loaded.family)
+    letter_ids = torch.tensor(letter_token_ids(processor.tokenizer))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
     rng = random.Random(settings.seed + 1)
+    log_path = folder / "stage0_log.jsonl"
 
     model.train()
     for step in range(settings.steps):
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(step, settings)
-        batch = collator(draw_examples(settings.batch_size, rng, settings.describe_fraction))
-        output = model(**batch)
-        loss = output.loss
+        describe_fraction = 1.0 if step < settings.describe_only_steps else settings.describe_fraction
+        text_fraction = 0.0 if step < settings.describe_only_steps else settings.text_fraction
+        batch = collator(draw_examples(settings.batch_size, rng, describe_fraction, text_fraction))
+        labels = batch.pop("labels")
+        logits = model(**batch).logits
+        loss, letter_accuracy = weighted_loss(logits, labels, letter_ids, settings.letter_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if step % 100 == 0 or step == settings.steps - 1:
-            logger.info(
-                "Stage 0 step %d/%d: loss %.4f, replies exactly right in this batch %.2f",
-                step + 1,
-                settings.steps,
-                loss.item(),
-                exact_reply_rate(output.logits, batch["labels"]),
-            )
+        if step % 50 == 0 or step == settings.steps - 1:
+            record = {"step": step + 1, "loss": round(loss.item(), 4), "letter_accuracy": round(letter_accuracy, 3)}
+            with log_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            logger.info("Stage 0 step %d/%d: loss %.4f, letter accuracy in batch %.2f", step + 1, settings.steps, loss.item(), letter_accuracy)
 
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -263,39 +337,54 @@ def cache_key(settings: Stage0Settings) -> str:
         "prompt": quiz.build_prompt(example),
         "answer": quiz.answer_text("A"),
         "describe": DESCRIBE_INSTRUCTION,
+        "rewrite": REWRITE_INSTRUCTION,
         "values": {key: list(values) for key, values in VALUES.items()},
         "seen": {key: list(values) for key, values in SEEN_VALUES.items()},
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _matches(folder: Path, key: str) -> bool:
+    check = folder / CHECK_FILE
+    return (folder / "config.json").exists() and check.exists() and json.loads(check.read_text())["key"] == key
+
+
 def ensure_stage0(cache_dir: Path, settings: Stage0Settings = Stage0Settings()) -> Path:
     """Return the folder of the stage-0 model for `settings`, training it first if it is missing.
 
-    The model is trained in a temporary sibling folder and renamed into
-    place, so an interrupted run never leaves a half-trained model behind.
+    The shipped model is used when it was trained with the same settings,
+    prompt format and world values (its `stage0_check.json` holds the key).
+    Otherwise the model is trained in a temporary sibling folder under
+    `cache_dir` and renamed into place, so an interrupted run never leaves a
+    half-trained model behind.
     """
-    target = Path(cache_dir) / f"stage0-{cache_key(settings)}"
-    if (target / "config.json").exists():
+    key = cache_key(settings)
+    if _matches(SHIPPED_STAGE0, key):
+        return SHIPPED_STAGE0
+    target = Path(cache_dir) / f"stage0-{key}"
+    if _matches(target, key):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".stage0-", dir=target.parent))
     try:
         train_stage0(staging, settings)
-        scores = evaluate_seen_values(staging)
-        (staging / "stage0_check.json").write_text(
-            json.dumps(
-                {
-                    "settings": asdict(settings),
-                    "seen_value_generation_accuracy": scores.generation_accuracy,
-                    "seen_value_likelihood_accuracy": scores.likelihood_accuracy,
-                },
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
+        write_check(staging, settings)
+        shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def write_check(folder: Path, settings: Stage0Settings) -> dict:
+    """Score the model on seen-value questions and record the result with the cache key."""
+    scores = evaluate_seen_values(folder)
+    check = {
+        "key": cache_key(settings),
+        "settings": asdict(settings),
+        "seen_value_generation_accuracy": scores.generation_accuracy,
+        "seen_value_likelihood_accuracy": scores.likelihood_accuracy,
+    }
+    (folder / CHECK_FILE).write_text(json.dumps(check, indent=2) + "\n", encoding="utf-8")
+    return check

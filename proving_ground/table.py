@@ -11,6 +11,8 @@ from proving_ground.experiment import CellResult
 
 
 SCORINGS = ("generation", "likelihood")
+# `described` is not a quiz scoring: it checks the model's own description
+# ("Describe the image.") against the question's right value.
 GROUPS = ("new", "retained")
 
 
@@ -47,14 +49,17 @@ def _by_method(results: Sequence[CellResult]) -> dict[str, list[CellResult]]:
 
 def accuracy_table(results: Sequence[CellResult]) -> str:
     """Return a Markdown table: one row per method, accuracy in % as mean ± std over seeds."""
-    header = "| method | seeds | new values, generation | new values, likelihood | shape (retained), generation | shape (retained), likelihood |"
-    lines = [header, "|---|---|---|---|---|---|"]
+    header = (
+        "| method | seeds | new values, generation | new values, likelihood | new values, described "
+        "| size (retained), generation | size (retained), likelihood |"
+    )
+    columns = [("new", "generation"), ("new", "likelihood"), ("new", "described"), ("retained", "generation"), ("retained", "likelihood")]
+    lines = [header, "|---|---|---|---|---|---|---|"]
     for method, cells in _by_method(results).items():
         row = [method, str(len(cells))]
-        for group in ("new", "retained"):
-            for scoring in SCORINGS:
-                mean, std = mean_std([100 * accuracy(cell, scoring, group) for cell in cells])
-                row.append(f"{mean:.1f} ± {std:.1f}" if len(cells) > 1 else f"{mean:.1f}")
+        for group, scoring in columns:
+            mean, std = mean_std([100 * accuracy(cell, scoring, group) for cell in cells])
+            row.append(f"{mean:.1f} ± {std:.1f}" if len(cells) > 1 else f"{mean:.1f}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
