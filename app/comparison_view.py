@@ -151,7 +151,12 @@ def radar_svg(report, size: int = 420) -> str:
     for index, item in enumerate(attributes):
         x, y = point(index, 1.0)
         label_x, label_y = point(index, 1.18)
-        anchor = "middle" if abs(label_x - centre) < 10 else ("start" if label_x > centre else "end")
+        if abs(label_x - centre) < 10:
+            anchor = "middle"
+        elif label_x > centre:
+            anchor = "start"
+        else:
+            anchor = "end"
         parts.append(f'<line x1="{centre}" y1="{centre}" x2="{x:.1f}" y2="{y:.1f}" stroke="#dddddd"/>')
         parts.append(f'<text x="{label_x:.1f}" y="{label_y:.1f}" font-size="11" text-anchor="{anchor}" '
                      f'fill="currentColor">{html.escape(item.attribute)}</text>')

@@ -2,8 +2,8 @@
 
 A dataset is a folder or a `.zip` that the training process ingests again by
 path. Uploaded files are hard-linked (or copied) from gradio's temporary
-folder into a per-session folder of the workspace; when a run starts on them
-they move to `<workspace>/datasets/`, so they outlive the browser session.
+folder into a per-session folder of the workspace. When a run starts on
+them, they move to `<workspace>/datasets/` and so outlive the browser session.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ GIB = 1024**3
 
 
 class SettingsError(ValueError):
-    """Raised when the command-line settings are invalid or unsafe; the message says how to fix them."""
+    """Raised when the command-line settings are invalid or unsafe; the message states the fix."""
 
 
 def default_workspace() -> Path:
@@ -41,7 +41,7 @@ class AppSettings:
     share: bool = False
     """Ask gradio for a public share link (off unless requested)."""
     max_file_size: int = 4 * GIB
-    """Largest single uploaded file in bytes; the server answers HTTP 413 above it."""
+    """Largest single uploaded file in bytes; gradio rejects larger files with HTTP 413."""
     max_upload_total: int = 20 * GIB
     """Largest total size of one upload batch in bytes, checked before ingestion."""
 
@@ -170,13 +170,14 @@ def check_settings(settings: AppSettings) -> None:
         raise SettingsError(f"Invalid --port {settings.port}; choose a port between 1 and 65535.")
     if not is_loopback(settings.host) and not settings.auth:
         raise SettingsError(
-            f"Refusing to listen on {settings.host} without a login: anyone who can reach this address could "
+            f"--host {settings.host} requires a login: without --auth, anyone who can reach this address could "
             "read the uploaded images and start jobs. Pass --auth USER:PASS (or a file of user:password lines), "
             "or keep the default --host 127.0.0.1."
         )
     if settings.share and not settings.auth:
         raise SettingsError(
-            "Refusing to create a public share link without a login. Pass --auth USER:PASS together with --share."
+            "--share requires a login: a public share link without --auth exposes the app to anyone with the link. "
+            "Pass --auth USER:PASS together with --share."
         )
 
 

@@ -2,8 +2,8 @@
 
 Each job is `python -m engine train` in its own process session, so closing
 the browser tab or restarting the app never stops it. The child's stdout and
-stderr go to `<run>/console.log` (a pipe nobody drains would block training
-once its buffer fills). Everything the UI shows is read back from the run
+stderr go to `<run>/console.log`, because an undrained pipe would block
+training once its buffer fills. Everything the UI shows is read back from the run
 folder, so a restarted app re-attaches by reading the same files.
 """
 
@@ -42,12 +42,12 @@ ACTIVE_STATUSES = ("created", "running")
 
 
 class JobError(RuntimeError):
-    """Raised when a job cannot be started, stopped or resumed; the message says why and what to do."""
+    """Raised when a job cannot be started, stopped or resumed; the message states the cause and the fix."""
 
 
 @dataclass
 class JobState:
-    """What the UI shows about one run, derived from its folder and process."""
+    """State of one run as the UI shows it, derived from its folder and process."""
 
     name: str
     status: str

@@ -38,7 +38,7 @@ def test_launcher_rejects_open_host_without_auth(tmp_path):
     result = run_launcher("--host", "0.0.0.0", workspace=tmp_path)
 
     assert result.returncode == 2
-    assert "Refusing to listen on 0.0.0.0 without a login" in result.stderr
+    assert "--host 0.0.0.0 requires a login" in result.stderr
     assert "--auth" in result.stderr
 
 
@@ -46,7 +46,7 @@ def test_launcher_rejects_share_without_auth(tmp_path):
     result = run_launcher("--share", workspace=tmp_path)
 
     assert result.returncode == 2
-    assert "share link without a login" in result.stderr
+    assert "--share requires a login" in result.stderr
 
 
 def test_open_host_allowed_with_auth():

@@ -63,7 +63,9 @@ def wire_compare_tab(demo: gr.Blocks, tab_item: gr.Tab, tab: CompareTab, shared:
     def list_compare_runs(selected: str | None):
         names = [name for name in jobs.run_names()
                  if (jobs.settings.runs_dir / name / "artifacts" / "run_info.json").is_file()]
-        value = selected if selected in names else (names[0] if names else None)
+        value = selected if selected in names else None
+        if value is None and names:
+            value = names[0]
         return gr.Dropdown(choices=names, value=value)
 
     def show_questions(run_name: str | None, source: str, question_file: str | None, request: gr.Request):

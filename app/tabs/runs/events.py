@@ -26,7 +26,9 @@ def wire_runs_tab(demo: gr.Blocks, tab_item: gr.Tab, tab: RunsTab, tune_tab: Tun
         """Return the table of all runs and the run picker."""
         rows = run_index.run_rows(jobs)
         names = [row[0] for row in rows]
-        value = selected if selected in names else (names[0] if names else None)
+        value = selected if selected in names else None
+        if value is None and names:
+            value = names[0]
         return pd.DataFrame(rows, columns=run_index.RUN_COLUMNS), gr.Dropdown(choices=names, value=value)
 
     def show_run(name: str | None) -> str:

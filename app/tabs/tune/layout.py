@@ -93,12 +93,15 @@ def render_tune_tab(defaults) -> TuneTab:
         local_folder = gr.Textbox("", label="Model folder", placeholder="/path/to/model (holds config.json)",
                                   visible=False, scale=2)
     model_note = gr.Markdown(size_warning(DEMO_CHOICE, has_gpu=False), elem_classes=["model-note"])
+
     settings = _method_inputs(defaults)
     settings.update(_advanced_inputs(defaults))
+
     with gr.Row():
         run_name = gr.Textbox("", label="Run name", placeholder="automatic (date, time and model)", scale=3)
         start_button = gr.Button("Start tuning", variant="primary", scale=1, elem_id="start-training")
         stop_button = gr.Button("Stop", variant="stop", scale=1, interactive=False, elem_id="stop-training")
+
     status = gr.Markdown("No run followed yet.", elem_id="training-status")
     progress = gr.HTML("", elem_id="training-progress")
     loss_plot = gr.LinePlot(
@@ -117,6 +120,7 @@ def render_tune_tab(defaults) -> TuneTab:
     log_tail = gr.Textbox(label="Log (last lines)", lines=12, max_lines=12, autoscroll=True, interactive=False,
                           elem_id="training-log")
     timer = gr.Timer(POLL_SECONDS, active=False)
+
     return TuneTab(dataset_info=dataset_info, model_choice=model_choice, local_folder=local_folder,
                    model_note=model_note, settings=settings, run_name=run_name, start_button=start_button,
                    stop_button=stop_button, status=status, progress=progress, loss_plot=loss_plot,
