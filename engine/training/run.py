@@ -5,91 +5,31 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
-from safetensors.torch import save_file
-from torch.utils.data import Dataset
-from transformers import TrainingArguments, set_seed
 
 from engine.config import RunConfig
 from engine.data.loading import load_samples
 from engine.data.sample import Sample
 from engine.data.split import Split, sample_key, split_samples
 from engine.models.demo import cache_root
-from engine.models.families import PROXY_MODULE_NAME, parameters_by_group
+from engine.models.families import PROXY_MODULE_NAME
 from engine.models.loading import LoadedModel, load_model
 from engine.proxy import PLACEHOLDER_TOKEN, ProxyInstruction, initial_proxy_tokens
 from engine.runs.folder import RunFolder
 from engine.training.callbacks import (
-    PROXY_CHECKPOINT_NAME,
-    MetricsCallback,
-    ProxyCheckpointCallback,
-    ProxyMomentumCallback,
     StopCallback,
-    load_proxy,
-    save_proxy,
 )
-from engine.training.collator import EpochCallback, ReportCollator, fitted_size
-from engine.training.parts import apply_trainable_parts, freeze
-from engine.training.trainer import InstructionFreeTrainer
+from engine.training.collator import ReportCollator, fitted_size
+from engine.training.plan import SampleDataset, is_main_process, plan_stages
+from engine.training.stages import RunContext, run_main, run_warmup, save_artifacts
 
 
 logger = logging.getLogger(__name__)
-
-
-class SampleDataset(Dataset):
-    def __init__(self, samples: list[Sample]) -> None:
-        self.samples = samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> Sample:
-        return self.samples[index]
-
-
-@dataclass
-class StagePlan:
-    """Optimizer steps per stage, computed once so metrics can report an ETA."""
-
-    warmup_steps: int
-    main_steps: int
-
-    @property
-    def total_steps(self) -> int:
-        return self.warmup_steps + self.main_steps
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def plan_stages(config: RunConfig, num_samples: int) -> StagePlan:
-    training, method = config.training, config.method
-    per_rank = math.ceil(num_samples / world_size())
-    steps_per_epoch = max(math.ceil(per_rank / training.batch_size) // training.gradient_accumulation_steps, 1)
-    if method.instruction != "proxy":
-        warmup = 0
-    elif method.warmup_steps is not None:
-        warmup = method.warmup_steps
-    else:
-        warmup = math.ceil(method.warmup_epochs * steps_per_epoch)
-    if training.max_steps is not None:
-        main = training.max_steps
-    else:
-        main = math.ceil(training.epochs * steps_per_epoch)
-    return StagePlan(warmup_steps=warmup, main_steps=main)
 
 
 def user_text_for(config: RunConfig) -> str:
@@ -119,36 +59,6 @@ def create_proxy(loaded: LoadedModel, config: RunConfig) -> ProxyInstruction:
     )
     proxy = ProxyInstruction(tokens, placeholder_id=placeholder_id, substitute_id=tokenizer.pad_token_id or 0)
     return proxy.to(embedding.weight.device)
-
-
-def training_arguments(
-    config: RunConfig, output_dir: Path, max_steps: int, learning_rate: float, dtype
-) -> TrainingArguments:
-    training = config.training
-    on_cpu = not torch.cuda.is_available()
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=max_steps,
-        per_device_train_batch_size=training.batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        learning_rate=learning_rate,
-        weight_decay=training.weight_decay,
-        warmup_steps=training.lr_warmup_ratio,
-        logging_steps=training.logging_steps,
-        save_strategy="steps",
-        save_steps=training.save_steps,
-        save_total_limit=training.save_total_limit,
-        seed=training.seed,
-        report_to=[],
-        remove_unused_columns=False,
-        dataloader_num_workers=training.num_workers,
-        use_cpu=on_cpu,
-        bf16=dtype == torch.bfloat16,
-        activation_checkpointing=config.model.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if config.model.gradient_checkpointing else None,
-        ddp_backend="gloo" if on_cpu and world_size() > 1 else None,
-        disable_tqdm=not sys.stderr.isatty(),
-    )
 
 
 def data_manifest(samples: list[Sample], dropped: list[str], ingestion: dict) -> dict:
@@ -207,138 +117,6 @@ def collator_image_size(sample: Sample, collator: ReportCollator) -> tuple[int, 
     # header is enough.
     with Image.open(sample.image_path) as image:
         return fitted_size(image.size, collator.image_size)
-
-
-# --- stages -------------------------------------------------------------------
-
-
-@dataclass
-class RunContext:
-    config: RunConfig
-    folder: RunFolder
-    loaded: LoadedModel
-    dataset: SampleDataset
-    collator: ReportCollator
-    plan: StagePlan
-    started: float
-    stop: StopCallback
-    extra_callbacks: tuple = ()
-
-
-def _make_trainer(context: RunContext, model, stage: str, proxy, max_steps: int, learning_rate: float, offset: int):
-    config = context.config
-    args = training_arguments(config, context.folder.checkpoints_dir(stage), max_steps, learning_rate, model.dtype)
-    callbacks = [
-        *context.extra_callbacks,
-        MetricsCallback(context.folder.metrics_path, stage, offset, context.plan.total_steps, context.started),
-        EpochCallback(context.collator, stage),
-        context.stop,
-    ]
-    if proxy is not None:
-        callbacks.append(ProxyCheckpointCallback(proxy))
-        if stage == "main":
-            callbacks.append(ProxyMomentumCallback(proxy, config.method.momentum))
-    return InstructionFreeTrainer(
-        model=model,
-        args=args,
-        train_dataset=context.dataset,
-        data_collator=context.collator,
-        callbacks=callbacks,
-        proxy=proxy,
-        proxy_learning_rate=learning_rate if stage == "warmup" else config.method.proxy_learning_rate,
-        use_average=stage == "main",
-    )
-
-
-def run_warmup(context: RunContext, proxy: ProxyInstruction, resume: bool) -> bool:
-    """Train the proxy alone with every model weight frozen; return False if stopped."""
-    folder = context.folder
-    if folder.warmup_proxy_path.exists():
-        load_proxy(proxy, folder.warmup_proxy_path)
-        logger.info("Warm-up already finished; reusing %s", folder.warmup_proxy_path)
-        return True
-    if context.plan.warmup_steps == 0:
-        proxy.reset_average()
-        return True
-
-    model = context.loaded.model
-    freeze(model)
-    proxy.tokens.requires_grad_(True)
-    checkpoint = folder.last_checkpoint("warmup") if resume else None
-    if checkpoint is not None:
-        load_proxy(proxy, checkpoint / PROXY_CHECKPOINT_NAME)
-    trainer = _make_trainer(
-        context, model, "warmup", proxy, context.plan.warmup_steps, context.config.method.warmup_learning_rate, 0
-    )
-    logger.info("Warm-up: training the proxy alone for %d steps", context.plan.warmup_steps)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    if context.stop.requested:
-        return False
-
-    # t̄ starts as a copy of the warmed-up proxy.
-    proxy.reset_average()
-    if is_main_process():
-        save_proxy(proxy, folder.warmup_proxy_path)
-    return True
-
-
-def run_main(context: RunContext, proxy: ProxyInstruction | None, resume: bool):
-    """Train the chosen module groups (and the proxy, through its average); return the trainer."""
-    config = context.config
-    # LoRA initialisation draws random numbers: seed it so that it does not
-    # depend on how much the warm-up consumed.
-    set_seed(config.training.seed)
-    model = apply_trainable_parts(context.loaded.model, context.loaded.family, config.method)
-    if proxy is not None:
-        proxy.tokens.requires_grad_(True)
-    checkpoint = context.folder.last_checkpoint("main") if resume else None
-    if checkpoint is not None and proxy is not None:
-        load_proxy(proxy, checkpoint / PROXY_CHECKPOINT_NAME)
-    trainer = _make_trainer(
-        context,
-        model,
-        "main",
-        proxy,
-        context.plan.main_steps,
-        config.training.learning_rate,
-        context.plan.warmup_steps,
-    )
-    logger.info(
-        "Main stage: training %s (%s) for %d steps",
-        "+".join(config.method.trainable) or "the proxy only",
-        config.method.mode,
-        context.plan.main_steps,
-    )
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    return trainer
-
-
-def save_artifacts(context: RunContext, model, proxy: ProxyInstruction | None) -> None:
-    """Write the adapter or trained weights, the proxy and a description of both."""
-    folder, config = context.folder, context.config
-    folder.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    if config.method.mode == "lora" and config.method.trainable:
-        model.save_pretrained(str(folder.adapter_dir))
-    elif config.method.trainable:
-        base = model
-        groups = parameters_by_group(base, context.loaded.family)
-        names = {name for group in config.method.trainable for name in groups[group]}
-        tensors = {n: p.detach().cpu().contiguous() for n, p in base.named_parameters() if n in names}
-        save_file(tensors, str(folder.trained_modules_path))
-    if proxy is not None:
-        save_proxy(proxy, folder.proxy_path)
-    info = {
-        "base_model": config.model.name,
-        "base_model_source": context.loaded.source,
-        "family": context.loaded.family.name,
-        "mode": config.method.mode,
-        "trainable": list(config.method.trainable),
-        "instruction": config.method.instruction,
-        "adapter": folder.adapter_dir.name if folder.adapter_dir.exists() else None,
-        "trained_modules": folder.trained_modules_path.name if folder.trained_modules_path.exists() else None,
-        "proxy": folder.proxy_path.name if proxy is not None else None,
-    }
-    (folder.artifacts_dir / "run_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 
 # --- entry point -----------------------------------------------------------------
