@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import zipfile
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def test_long_run_metrics_stop_resume(client, served_app, tmp_path):
     assert config["data"]["quiz_fraction"] == 0.2
 
 
-def test_completed_run_compare_chat_delete(client, served_app):
+def test_completed_run_compare_chat_delete(client, served_app, tmp_path):
     _, settings = served_app
     client.predict(0.2, api_name="/load_sample_data")
     client.predict(max_steps=3, run_name="short-run", api_name="/start_training")
@@ -198,6 +199,22 @@ def test_completed_run_compare_chat_delete(client, served_app):
     table, _ = client.predict("short-run", api_name="/list_runs")
     row = next(r for r in table["data"] if r[0] == "short-run")
     assert "→" in row[7]
+
+    table = client.predict("short-run", "auto", None, api_name="/show_questions")
+    assert table["headers"] == ["image", "question", "options", "answer", "attribute"]
+    edited = {"headers": table["headers"], "data": table["data"][:2], "metadata": None}
+    summary = client.predict(run_name="short-run", source="table", question_file=None, table=edited, limit=0,
+                             api_name="/run_comparison")[0]
+    assert "2 questions" in summary
+
+    question_file = tmp_path / "questions.csv"
+    with question_file.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(table["headers"])
+        writer.writerows(table["data"][:3])
+    summary = client.predict(run_name="short-run", source="file", question_file=handle_file(str(question_file)),
+                             limit=0, api_name="/run_comparison")[0]
+    assert "3 questions" in summary
 
     base, tuned = client.predict("short-run", handle_file(str(SAMPLE_DATA / "BA_152650.jpg")),
                                  "Describe the image.", 8, api_name="/chat")

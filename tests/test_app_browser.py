@@ -104,3 +104,25 @@ def test_browser_tune_and_compare(browser_page, tmp_path):
             page.screenshot(path=str(ARTIFACTS / "app-compare.png"), full_page=True)
         finally:
             stop_all_runs(settings)
+
+
+def test_browser_session_end_deletes_uploads(browser_page, tmp_path):
+    from tests.conftest import SAMPLE_DATA
+    from tests.test_app_support import wait_for
+
+    page = browser_page
+    files = [str(path) for image in sorted(SAMPLE_DATA.glob("*.jpg"))[:2]
+             for path in (image, image.with_suffix(".txt"))]
+
+    with running_app(tmp_path / "workspace") as (_, url, settings):
+        page.goto(url)
+        # The second file input is "Or upload files or one .zip archive".
+        page.locator("input[type=file]").nth(1).set_input_files(files)
+        page.wait_for_function(
+            "() => document.querySelector('#ingest-summary')?.innerText.includes('2 image–report pairs ready')"
+        )
+        assert list(settings.sessions_dir.iterdir())
+
+        page.close()
+
+        wait_for(lambda: not list(settings.sessions_dir.iterdir()), timeout=60, what="the session folder to go")
