@@ -8,6 +8,7 @@ them, they move to `<workspace>/datasets/` and so outlive the browser session.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
@@ -59,7 +60,7 @@ class Dataset:
 def import_ingest():
     """Return the ingestion module, or raise IngestionUnavailableError with a plain explanation."""
     try:
-        from engine.data import ingest
+        ingest = importlib.import_module("engine.data.ingest")
     except ImportError as error:
         raise IngestionUnavailableError(
             "Data ingestion (engine.data.ingest) is not available yet in this installation, "

@@ -41,13 +41,10 @@ def browser_page():
         browser.close()
 
 
-def loss_lines_drawn(page) -> int:
-    """Return the number of points in the drawn loss lines (vega draws each line as one SVG path)."""
-    return page.evaluate(
-        """() => Array.from(document.querySelectorAll('#loss-plot g.mark-line path'))
-                 .map(path => ((path.getAttribute('d') || '').match(/[ML]/g) || []).length)
-                 .reduce((a, b) => a + b, 0)"""
-    )
+# Vega draws each stage's line as one SVG path with one M or L command per point.
+COUNT_LOSS_POINTS_JS = """() => Array.from(document.querySelectorAll('#loss-plot g.mark-line path'))
+    .map(path => ((path.getAttribute('d') || '').match(/[ML]/g) || []).length)
+    .reduce((a, b) => a + b, 0)"""
 
 
 def test_browser_tune_and_compare(browser_page, tmp_path):
@@ -70,13 +67,8 @@ def test_browser_tune_and_compare(browser_page, tmp_path):
             max_steps.press("Tab")
             page.locator("#start-training").click()
 
-            page.wait_for_function(
-                """() => Array.from(document.querySelectorAll('#loss-plot g.mark-line path'))
-                        .map(p => ((p.getAttribute('d') || '').match(/[ML]/g) || []).length)
-                        .reduce((a, b) => a + b, 0) >= 2""",
-                timeout=STEP_TIMEOUT_MS,
-            )
-            assert loss_lines_drawn(page) >= 2
+            page.wait_for_function(f"() => ({COUNT_LOSS_POINTS_JS})() >= 2", timeout=STEP_TIMEOUT_MS)
+            assert page.evaluate(COUNT_LOSS_POINTS_JS) >= 2
             page.screenshot(path=str(ARTIFACTS / "app-tune-live.png"), full_page=True)
 
             page.wait_for_function(
