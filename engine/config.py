@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
 
-from engine.models.families import MODULE_GROUPS
+from engine.models.groups import MODULE_GROUPS
 
 
 Instruction = Literal["proxy", "fixed", "none"]

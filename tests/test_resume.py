@@ -1,6 +1,7 @@
 """Stopping a run leaves a usable checkpoint; resuming reaches the uninterrupted result."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -85,3 +86,26 @@ def test_failed_run_records_error(tiny_model_factory, tmp_path):
     status = RunFolder(tmp_path / "run").read_status()
     assert status["status"] == "failed"
     assert "does not exist" in status["error"]
+
+
+def test_stop_requested_during_startup_is_honoured(tiny_model_factory, small_data, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "STOP").touch()
+    outcome = train(resume_config(tiny_model_factory("llava"), small_data), run_dir)
+    assert outcome.status == "stopped"
+    status = RunFolder(run_dir).read_status()
+    assert status["status"] == "stopped"
+    assert status["stage"] == "warmup"
+
+
+def test_stale_stop_file_is_cleared(tiny_model_factory, small_data, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stop_file = run_dir / "STOP"
+    stop_file.touch()
+    os.utime(stop_file, (0, 0))
+    config = resume_config(tiny_model_factory("llava"), small_data)
+    config.training.max_steps = 1
+    assert train(config, run_dir).status == "completed"
+    assert not stop_file.exists()

@@ -16,13 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from torch import nn
 
+from engine.models.groups import MODULE_GROUPS, ModuleGroup
 
-ModuleGroup = Literal["vision", "projector", "language"]
-MODULE_GROUPS: tuple[ModuleGroup, ...] = ("vision", "projector", "language")
 
 # Attribute name under which the training code attaches the proxy instruction
 # to a model; its parameters belong to no module group.

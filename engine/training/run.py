@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import torch
 from PIL import Image
 
@@ -147,14 +148,31 @@ def _prepare_folder(config: RunConfig, folder: RunFolder, resume: bool) -> None:
     # The saved config must work from any working directory (evaluation, app).
     config.data.path = str(Path(config.data.path).expanduser().resolve())
     folder.root.mkdir(parents=True, exist_ok=True)
-    if folder.stop_path.exists():
-        folder.stop_path.unlink()
+    _clear_stale_stop_request(folder)  # before the status is overwritten
     if is_main_process():
         config.save(folder.config_path)
         folder.write_status("running", stage="setup")
 
 
-def _setup(config: RunConfig, folder: RunFolder, resume: bool, started: float) -> RunContext:
+def _clear_stale_stop_request(folder: RunFolder) -> None:
+    """Remove a stop file that an earlier attempt already acted on.
+
+    A stop file is stale when it predates this process or the last final
+    status of the run (the stop that led to this resume). One written since
+    is a request for this run (a user pressing Stop while the model loads)
+    and is kept.
+    """
+    try:
+        written = folder.stop_path.stat().st_mtime
+    except FileNotFoundError:
+        return
+    previous = folder.read_status()
+    acted_on = previous.get("status") in ("stopped", "failed", "completed") and written <= previous.get("updated", 0)
+    if (acted_on or written < psutil.Process().create_time()) and is_main_process():
+        folder.stop_path.unlink(missing_ok=True)
+
+
+def _setup(config: RunConfig, folder: RunFolder, started: float, stop: StopCallback) -> RunContext:
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else cache_root() / "images"
     samples, ingestion = load_samples(Path(config.data.path), cache_dir)
     split = split_samples(samples, config.data.quiz_fraction, config.data.split_seed)
@@ -162,8 +180,7 @@ def _setup(config: RunConfig, folder: RunFolder, resume: bool, started: float) -
     if is_main_process():
         write_split(folder, split)
     loaded = load_model(config.model.name, precision=config.model.precision)
-    if loaded.is_demo and is_main_process():
-        folder.write_status("running", stage="setup", demo_model=True)
+    _write_status(folder, "running", stage="setup", demo_model=loaded.is_demo)
 
     proxy_needed = config.method.instruction == "proxy"
     proxy = create_proxy(loaded, config) if proxy_needed else None
@@ -191,7 +208,6 @@ def _setup(config: RunConfig, folder: RunFolder, resume: bool, started: float) -
         setattr(loaded.model, PROXY_MODULE_NAME, proxy)
         proxy.attach(loaded.model.get_input_embeddings())
 
-    stop = StopCallback(folder.stop_path)
     plan = plan_stages(config, len(samples))
     return RunContext(config, folder, loaded, SampleDataset(samples), collator, plan, started, stop)
 
@@ -217,37 +233,38 @@ def train(config: RunConfig, run_dir: Path, resume: bool = False, callbacks: tup
     _prepare_folder(config, folder, resume)
     handler = _attach_log_file(folder)
     started = time.time()
-    stop_handlers_installed = False
+    # Signals are caught from the start, so a stop during model loading is
+    # honoured at the first training step.
+    stop = StopCallback(folder.stop_path)
+    stop.install_signal_handlers()
     try:
-        context = _setup(config, folder, resume, started)
+        context = _setup(config, folder, started, stop)
         context.extra_callbacks = tuple(callbacks)
-        context.stop.install_signal_handlers()
-        stop_handlers_installed = True
         proxy = getattr(context.loaded.model, PROXY_MODULE_NAME, None)
+        details = {"demo_model": context.loaded.is_demo, "total_steps": context.plan.total_steps}
 
         if proxy is not None:
-            _write_status(folder, "running", stage="warmup", total_steps=context.plan.total_steps)
+            _write_status(folder, "running", stage="warmup", **details)
             if not run_warmup(context, proxy, resume):
-                _write_status(folder, "stopped", stage="warmup")
+                _write_status(folder, "stopped", stage="warmup", **details)
                 return TrainOutcome("stopped", context.loaded.model, proxy)
 
-        _write_status(folder, "running", stage="main", total_steps=context.plan.total_steps)
+        _write_status(folder, "running", stage="main", **details)
         trainer = run_main(context, proxy, resume)
         if context.stop.requested:
-            _write_status(folder, "stopped", stage="main")
+            _write_status(folder, "stopped", stage="main", **details)
             return TrainOutcome("stopped", trainer.model, proxy)
 
         if is_main_process():
             save_artifacts(context, trainer.model, proxy)
-        _write_status(folder, "completed", elapsed_s=round(time.time() - started, 1))
+        _write_status(folder, "completed", elapsed_s=round(time.time() - started, 1), **details)
         return TrainOutcome("completed", trainer.model, proxy)
     except BaseException as error:
         _write_status(folder, "failed", error=f"{type(error).__name__}: {error}")
         logger.error("Run failed: %s: %s", type(error).__name__, error)
         raise
     finally:
-        if stop_handlers_installed:
-            context.stop.restore_signal_handlers()
+        stop.restore_signal_handlers()
         if handler is not None:
             logging.getLogger().removeHandler(handler)
             handler.close()

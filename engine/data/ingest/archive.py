@@ -20,6 +20,7 @@ from engine.data.ingest.options import IngestOptions
 from engine.data.ingest.plan import failed
 from engine.data.ingest.records import FileRecord
 
+
 _UTF8_NAME_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")

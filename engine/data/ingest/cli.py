@@ -10,6 +10,7 @@ from pathlib import Path
 from engine.data.ingest.options import IngestError, IngestOptions
 from engine.data.ingest.pipeline import ingest
 
+
 DEFAULT_CACHE_DIR = Path("~/.cache/instruction-free-tuning/images")
 
 

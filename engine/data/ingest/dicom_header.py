@@ -21,6 +21,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from engine.data.ingest.records import RejectedFile
 
+
 DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic"})
 
 HEADER_KEYWORDS = [
@@ -58,6 +59,8 @@ HEADER_KEYWORDS = [
     "SegmentedBluePaletteColorLookupTableData",
     "SharedFunctionalGroupsSequence",
     "PerFrameFunctionalGroupsSequence",
+    "ExtendedOffsetTable",
+    "ExtendedOffsetTableLengths",
     "PixelData",
     "FloatPixelData",
     "DoubleFloatPixelData",
@@ -72,7 +75,8 @@ PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 # plain sight in reports, caches and splits.
 _GROUP_KEY_SALT = b"instruction-free-tuning/ingest/group-key/v1"
 
-# Pixel data above this size is left unread by the header pass.
+# Pixel data above this size is left unread by the header pass, unless the
+# caller asks for the pixel data to be loaded.
 _DEFER_BYTES = 1024
 
 _DICOM_PREFIX_OFFSET = 128
@@ -80,12 +84,17 @@ _DICOM_PREFIX_OFFSET = 128
 
 @dataclass
 class DicomHeader:
-    """The parsed header tags and how the file had to be read."""
+    """The parsed header tags and how the file had to be read.
+
+    `pixels_loaded` is True when the pixel data element was read into memory
+    with the header, so that decoding needs no second pass over the file.
+    """
 
     dataset: FileDataset
     transfer_syntax: UID
     transfer_syntax_from_meta: bool
     has_preamble: bool
+    pixels_loaded: bool = False
 
 
 def sniff_dicom(head: bytes) -> bool:
@@ -108,18 +117,23 @@ def sniff_dicom(head: bytes) -> bool:
     return group_big in (0x0002, 0x0008) and element_big < 0x0100
 
 
-def read_header(path: Path, name: str, notes: list[str]) -> DicomHeader:
+def read_header(path: Path, name: str, notes: list[str], load_pixels: bool = False) -> DicomHeader:
     """Read the header tags of a DICOM file, forcing files without preamble or meta.
 
-    Appends a note when the preamble or the transfer syntax is missing and
-    the transfer syntax had to be inferred from the data set's encoding.
+    With `load_pixels`, the (still encoded) pixel data is read in the same
+    pass; otherwise elements above 1 KiB are left in the file. Appends a note
+    when the preamble or the transfer syntax is missing and the transfer
+    syntax had to be inferred from the data set's encoding.
     """
     try:
         with warnings.catch_warnings():
             # pydicom's warnings quote element values, which may identify a patient.
             warnings.simplefilter("ignore")
             dataset = pydicom.dcmread(
-                path, force=True, specific_tags=HEADER_KEYWORDS, defer_size=_DEFER_BYTES
+                path,
+                force=True,
+                specific_tags=HEADER_KEYWORDS,
+                defer_size=None if load_pixels else _DEFER_BYTES,
             )
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as error:
         raise RejectedFile(
@@ -136,7 +150,7 @@ def read_header(path: Path, name: str, notes: list[str]) -> DicomHeader:
     file_meta = getattr(dataset, "file_meta", None)
     meta_syntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
     if meta_syntax:
-        return DicomHeader(dataset, UID(meta_syntax), True, has_preamble)
+        return DicomHeader(dataset, UID(meta_syntax), True, has_preamble, load_pixels)
 
     implicit_vr, little_endian = dataset.original_encoding
     if implicit_vr is None or implicit_vr:
@@ -149,7 +163,7 @@ def read_header(path: Path, name: str, notes: list[str]) -> DicomHeader:
         f"no transfer syntax in the file meta information; assumed {syntax.name} "
         "from the encoding of the data set"
     )
-    return DicomHeader(dataset, syntax, False, has_preamble)
+    return DicomHeader(dataset, syntax, False, has_preamble, load_pixels)
 
 
 def sop_class_name(dataset: Dataset) -> str:

@@ -1,8 +1,9 @@
-"""Decoding one DICOM frame to 8-bit RGB with pydicom's pixel pipeline.
+"""Decoding one DICOM frame to 8-bit greyscale or RGB with pydicom's pixel pipeline.
 
 Greyscale frames follow the order of DICOM PS3.4 N.2.1.1: modality LUT
 (rescale slope and intercept as float, or the Modality LUT Sequence), then
-VOI LUT or window, then MONOCHROME1 inversion, then 8 bits, then RGB.
+VOI LUT or window, then MONOCHROME1 inversion, then 8 bits. They stay one
+channel; consumers of the cache convert to RGB when they open the image.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply_windowing
-from pydicom.pixels import get_decoder, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply_windowing, get_decoder, pixel_array
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from engine.data.ingest.dicom_header import (
@@ -31,12 +31,12 @@ from engine.data.ingest.options import IngestOptions
 from engine.data.ingest.raster_images import check_header_size
 from engine.data.ingest.records import DecodedPixels, RejectedFile
 from engine.data.ingest.transforms import (
-    grey_to_rgb,
     percentile_window,
     scale_to_uint8,
     unit_to_uint8,
     window_to_unit,
 )
+
 
 # Packages that add a decoder for each compressed transfer syntax, per the
 # pydicom 3.0 decoder plugin tables.
@@ -57,6 +57,11 @@ _DECODER_PACKAGES = {
     "1.2.840.10008.1.2.5": "pylibjpeg and pylibjpeg-rle",
 }
 
+# Files up to this size are parsed once, header and encoded pixel data
+# together. Larger files (long cine loops) get a header pass and then a
+# decode of the one frame used, so their pixel data is never in memory whole.
+_ONE_PASS_MAX_BYTES = 32 * 1024**2
+
 _COLOUR_INTERPRETATIONS = frozenset({"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"})
 
 # Errors that pydicom and its plugins raise for damaged pixel data.
@@ -74,14 +79,14 @@ _DECODE_ERRORS = (
 
 
 def decode_dicom(path: Path, name: str, options: IngestOptions) -> DecodedPixels:
-    """Decode the chosen frame of a DICOM file into 8-bit RGB.
+    """Decode the chosen frame of a DICOM file into 8-bit greyscale or RGB.
 
     Multi-frame policy: the middle frame (index frames // 2) is decoded, and
     only that frame, so a long cine never sits in memory whole. Objects
     without pixel data are skipped with their SOP class named.
     """
     notes: list[str] = []
-    header = read_header(path, name, notes)
+    header = read_header(path, name, notes, load_pixels=path.stat().st_size <= _ONE_PASS_MAX_BYTES)
     dataset = header.dataset
 
     if not has_pixel_data(dataset):
@@ -112,11 +117,11 @@ def decode_dicom(path: Path, name: str, options: IngestOptions) -> DecodedPixels
         frame = frame.astype(frame.dtype.newbyteorder("="))
 
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
-        rgb = grey_to_rgb(_grey_to_uint8(frame, dataset, photometric, notes))
+        pixels = _grey_to_uint8(frame, dataset, photometric, notes)
     elif photometric == "PALETTE COLOR":
-        rgb = _palette_to_rgb(frame, dataset, name, notes)
+        pixels = _palette_to_rgb(frame, dataset, name, notes)
     elif photometric in _COLOUR_INTERPRETATIONS:
-        rgb = _colour_to_rgb(frame, dataset, name)
+        pixels = _colour_to_rgb(frame, dataset, name)
     else:
         raise RejectedFile(
             "error",
@@ -136,15 +141,19 @@ def decode_dicom(path: Path, name: str, options: IngestOptions) -> DecodedPixels
         "photometric_interpretation": photometric,
         "transfer_syntax": header.transfer_syntax.name,
     }
-    return DecodedPixels(rgb=rgb, warnings=notes, group_key=group_key(dataset), dicom=descriptors)
+    return DecodedPixels(
+        pixels=pixels, warnings=notes, group_key=group_key(dataset), dicom=descriptors
+    )
 
 
 def _decode_frame(path: Path, name: str, header: DicomHeader, index: int) -> np.ndarray:
-    """Decode one frame, reading from the file unless the data set must be parsed whole.
+    """Decode one frame from the loaded pixel data, else from the file.
 
-    The file route reads only the requested frame. Deflated data sets, and
-    files whose data set encoding contradicts their transfer syntax, are read
-    whole with dcmread first because the file route cannot parse them.
+    When the header pass loaded the pixel data, the frame is decoded from
+    that data set. Otherwise the file route reads only the requested frame.
+    Deflated data sets, and files whose data set encoding contradicts their
+    transfer syntax, are then read whole with dcmread first because the file
+    route cannot parse them.
     """
     syntax = header.transfer_syntax
     try:
@@ -172,6 +181,9 @@ def _decode_frame(path: Path, name: str, header: DicomHeader, index: int) -> np.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if header.pixels_loaded:
+                header.dataset.file_meta.TransferSyntaxUID = syntax
+                return pixel_array(header.dataset, index=index)
             if not read_whole:
                 try:
                     options = {} if header.transfer_syntax_from_meta else {"transfer_syntax_uid": syntax}

@@ -34,6 +34,7 @@ from engine.data.ingest.plan import (
 )
 from engine.data.ingest.report_text import DecodedText, read_report
 
+
 # Preferred report when one stem has several, first wins.
 _REPORT_PREFERENCE = (".txt", ".md")
 

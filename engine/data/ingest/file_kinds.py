@@ -12,6 +12,7 @@ from engine.data.ingest.dicom_header import DICOM_EXTENSIONS, sniff_dicom
 from engine.data.ingest.raster_images import RASTER_EXTENSIONS
 from engine.data.ingest.report_text import REPORT_EXTENSIONS
 
+
 MANIFEST_EXTENSIONS = frozenset({".csv", ".tsv", ".jsonl"})
 ARCHIVE_EXTENSIONS = frozenset({".zip"})
 

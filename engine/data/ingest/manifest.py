@@ -21,6 +21,7 @@ from engine.data.ingest.plan import ImagePlan, IngestPlan, ReportUse, failed, sk
 from engine.data.ingest.records import FileRecord, ManifestProblem
 from engine.data.ingest.report_text import decode_text_bytes, normalise_report, read_report
 
+
 if TYPE_CHECKING:
     from engine.data.ingest.discovery import InputFile
 

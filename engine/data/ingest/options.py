@@ -23,8 +23,9 @@ PILLOW_WARNING_PIXELS = 89_478_485
 class IngestOptions:
     """Limits and policies of the ingestion step.
 
-    Every image leaves ingestion as 8-bit RGB with both sides between
-    `min_side` and `max_side` pixels.
+    Every image leaves ingestion as 8-bit greyscale or RGB (converted to RGB
+    when a consumer opens it) with both sides between `min_side` and
+    `max_side` pixels.
     """
 
     max_side: int = 2048

@@ -1,4 +1,4 @@
-"""Decoding PNG, JPEG, TIFF, BMP and other Pillow formats to 8-bit RGB."""
+"""Decoding PNG, JPEG, TIFF, BMP and other Pillow formats to 8-bit greyscale or RGB."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from engine.data.ingest.transforms import (
     aspect_ratio,
     composite_on_black,
     downscaled_size,
-    grey_to_rgb,
     percentile_window,
     unit_to_uint8,
     window_to_unit,
 )
+
 
 # Extensions decoded with Pillow. Other files are recognised by content.
 RASTER_EXTENSIONS = frozenset(
@@ -53,12 +53,12 @@ def check_header_size(width: int, height: int, name: str, options: IngestOptions
 
 
 def decode_raster(path: Path, name: str, options: IngestOptions) -> DecodedPixels:
-    """Decode an image file with Pillow into 8-bit RGB.
+    """Decode an image file with Pillow into 8-bit greyscale or RGB.
 
     Steps: header size check, full pixel load (so truncated files fail here),
     EXIF orientation, the first frame of multi-frame files, high-bit-depth
-    windowing with numpy, alpha composited onto black, every other mode
-    converted to RGB. Large JPEGs are decoded at a reduced scale (`draft`)
+    windowing with numpy, alpha composited onto black, greyscale kept as one
+    channel and every other mode converted to RGB. Large JPEGs are decoded at a reduced scale (`draft`)
     when that still leaves at least `max_side` pixels.
     """
     notes: list[str] = []
@@ -108,8 +108,8 @@ def decode_raster(path: Path, name: str, options: IngestOptions) -> DecodedPixel
             ) from error
         if orientation not in (None, 1):
             notes.append(f"EXIF orientation {orientation} applied")
-        rgb = pillow_to_rgb(oriented, notes)
-    return DecodedPixels(rgb=rgb, warnings=notes)
+        pixels = pillow_to_pixels(oriented, notes)
+    return DecodedPixels(pixels=pixels, warnings=notes)
 
 
 def _exif_orientation(image: Image.Image) -> int | None:
@@ -119,12 +119,13 @@ def _exif_orientation(image: Image.Image) -> int | None:
         return None
 
 
-def pillow_to_rgb(image: Image.Image, notes: list[str]) -> np.ndarray:
-    """Convert a loaded Pillow image of any mode to an 8-bit (H, W, 3) array.
+def pillow_to_pixels(image: Image.Image, notes: list[str]) -> np.ndarray:
+    """Convert a loaded Pillow image of any mode to 8 bits, (H, W) grey or (H, W, 3) RGB.
 
-    High-bit-depth grey ("I;16", "I", "F") gets a percentile window first and
-    a note saying so. Alpha ("RGBA", "LA", "PA", palette transparency) is
-    composited onto black.
+    Greyscale ("L", "1", and high-bit-depth "I;16", "I", "F") stays one
+    channel. High-bit-depth grey gets a percentile window first and a note
+    saying so. Alpha ("RGBA", "LA", "PA", palette transparency) is composited
+    onto black and gives RGB. Every other mode is converted to RGB.
     """
     mode = image.mode
     if mode in _HIGH_BIT_DEPTH_MODES:
@@ -133,7 +134,7 @@ def pillow_to_rgb(image: Image.Image, notes: list[str]) -> np.ndarray:
             values = values.astype(values.dtype.newbyteorder("="))
         low, high = percentile_window(values)
         notes.append(f"{mode} image windowed to 8 bits: [{low:g}, {high:g}] (percentile window)")
-        return grey_to_rgb(unit_to_uint8(window_to_unit(values, low, high)))
+        return unit_to_uint8(window_to_unit(values, low, high))
 
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         mode == "P" and "transparency" in image.info
@@ -143,6 +144,8 @@ def pillow_to_rgb(image: Image.Image, notes: list[str]) -> np.ndarray:
         if rgba[:, :, 3].min() < 255:
             notes.append("alpha channel composited onto black")
         return composite_on_black(rgba)
-    if mode == "RGB":
+    if mode in ("L", "RGB"):
         return np.asarray(image)
+    if mode == "1":
+        return np.asarray(image.convert("L"))
     return np.asarray(image.convert("RGB"))

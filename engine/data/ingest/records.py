@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+
 Status = Literal["ok", "skipped", "error"]
 
 
@@ -29,7 +30,8 @@ class FileRecord:
 
     `path` is relative to the input folder or archive, with `/` separators.
     For `ok` images, `report` is the paired report text, `size` the decoded
-    (width, height) after resizing, and `cached_image` the 8-bit RGB PNG.
+    (width, height) after resizing, and `cached_image` the cached 8-bit
+    greyscale or RGB PNG.
     `dicom` contains only non-identifying descriptors (modality, size, frames,
     transfer syntax).
     """
@@ -125,12 +127,21 @@ class IngestReport:
 
 @dataclass
 class DecodedPixels:
-    """A decoder's output before resizing: 8-bit RGB pixels and notes about them.
+    """A decoder's output before resizing: 8-bit pixels and notes about them.
 
-    `rgb` has shape (H, W, 3) and dtype uint8. `group_key` is already hashed.
+    `pixels` has dtype uint8 and shape (H, W) for greyscale or (H, W, 3) for
+    RGB. Greyscale stays one channel so that resizing, hashing and the cached
+    PNG handle a third of the bytes. `group_key` is already hashed.
     """
 
-    rgb: Any
+    pixels: Any
     warnings: list[str] = field(default_factory=list)
     group_key: str | None = None
     dicom: dict[str, Any] | None = None
+
+    @property
+    def rgb(self) -> Any:
+        """The pixels as an (H, W, 3) array, greyscale repeated into three channels."""
+        if self.pixels.ndim == 2:
+            return self.pixels[:, :, None].repeat(3, axis=2)
+        return self.pixels

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+
 # Extensions read as report text.
 REPORT_EXTENSIONS = frozenset({".txt", ".md"})
 

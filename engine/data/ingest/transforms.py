@@ -1,4 +1,4 @@
-"""Pure image transforms that bring any decoded array to 8-bit RGB.
+"""Pure image transforms that bring any decoded array to 8-bit greyscale or RGB.
 
 Each function takes an array (or sizes) and returns a new value; none reads
 files or keeps state. Arrays are (H, W) for grey and (H, W, 3) for RGB.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+
 
 # A window from the 0.5th to the 99.5th percentile ignores the few outlier
 # pixels (burned-in text, metal, detector defects) that a min–max window
@@ -63,7 +64,9 @@ def window_to_unit(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def unit_to_uint8(unit: np.ndarray) -> np.ndarray:
     """Round values in [0, 1] to 8 bits."""
-    return np.rint(unit * 255.0).astype(np.uint8)
+    scaled = unit * 255.0
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def scale_to_uint8(values: np.ndarray, maximum: float) -> np.ndarray:
@@ -71,11 +74,6 @@ def scale_to_uint8(values: np.ndarray, maximum: float) -> np.ndarray:
     if maximum <= 0:
         return np.zeros(values.shape, dtype=np.uint8)
     return unit_to_uint8(window_to_unit(values, 0.0, float(maximum)))
-
-
-def grey_to_rgb(grey: np.ndarray) -> np.ndarray:
-    """Repeat an (H, W) array into three identical channels."""
-    return np.repeat(grey[:, :, np.newaxis], 3, axis=2)
 
 
 def composite_on_black(rgba: np.ndarray) -> np.ndarray:
@@ -106,36 +104,32 @@ def downscaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def downscale(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """Downscale an 8-bit RGB array so its long side is at most `max_side`.
+def downscale(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale an 8-bit grey or RGB array so its long side is at most `max_side`.
 
     Uses Pillow's Lanczos filter, with `reduce` first for large factors.
     Returns the input unchanged when it already fits.
     """
-    height, width = rgb.shape[:2]
+    height, width = pixels.shape[:2]
     target = downscaled_size(width, height, max_side)
     if target == (width, height):
-        return rgb
-    image = Image.fromarray(rgb, mode="RGB")
+        return pixels
+    image = Image.fromarray(pixels)
     reducing_gap = 3.0
     return np.asarray(image.resize(target, Image.Resampling.LANCZOS, reducing_gap=reducing_gap))
 
 
-def pad_to_min_side(rgb: np.ndarray, min_side: int) -> np.ndarray:
-    """Pad an RGB array with black so both sides are at least `min_side`.
+def pad_to_min_side(pixels: np.ndarray, min_side: int) -> np.ndarray:
+    """Pad a grey or RGB array with black so both sides are at least `min_side`.
 
     The image stays centred. Returns the input unchanged when it already fits.
     """
-    height, width = rgb.shape[:2]
+    height, width = pixels.shape[:2]
     pad_height = max(0, min_side - height)
     pad_width = max(0, min_side - width)
     if pad_height == 0 and pad_width == 0:
-        return rgb
+        return pixels
     top = pad_height // 2
     left = pad_width // 2
-    return np.pad(
-        rgb,
-        ((top, pad_height - top), (left, pad_width - left), (0, 0)),
-        mode="constant",
-        constant_values=0,
-    )
+    padding = [(top, pad_height - top), (left, pad_width - left)] + [(0, 0)] * (pixels.ndim - 2)
+    return np.pad(pixels, padding, mode="constant", constant_values=0)
