@@ -16,6 +16,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+
 PYDICOM_TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 

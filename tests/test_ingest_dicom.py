@@ -10,12 +10,12 @@ import pydicom
 import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    MPEG2MPML,
     BasicTextSRStorage,
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     JPEG2000Lossless,
-    MPEG2MPML,
 )
 
 from engine.data.ingest import IngestOptions, ingest
@@ -27,6 +27,7 @@ from tests.ingest_fixtures import (
     horizontal_ramp,
     write_dicom,
 )
+
 
 OPTIONS = IngestOptions()
 

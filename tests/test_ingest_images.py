@@ -14,6 +14,7 @@ from engine.data.ingest.records import RejectedFile
 from engine.data.ingest.transforms import composite_on_black, pad_to_min_side, percentile_window
 from tests.ingest_fixtures import write_png_header
 
+
 OPTIONS = IngestOptions()
 
 

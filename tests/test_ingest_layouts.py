@@ -19,6 +19,7 @@ from engine.data.ingest import IngestError, IngestOptions, ingest, ingest_files
 from engine.data.ingest.cli import add_ingest_arguments, run_ingest
 from tests.ingest_fixtures import dicom_dataset, horizontal_ramp, write_dicom
 
+
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 
 
@@ -474,7 +475,7 @@ def test_zip_names_without_utf8_flag(tmp_path):
         info = zipfile.ZipInfo("placeholder.png")
         bundle.writestr(info, png_bytes(60))
     # Rewrite the stored name as raw UTF-8 bytes without setting the UTF-8 flag.
-    stored_name = "rad\xf6s_scan.png".encode("utf-8")
+    stored_name = "rad\xf6s_scan.png".encode()
     assert len(stored_name) == len(b"placeholder.png")
     archive.write_bytes(archive.read_bytes().replace(b"placeholder.png", stored_name))
 

@@ -10,8 +10,9 @@ from pathlib import Path
 class Sample:
     """One image–report pair, ready for the processor.
 
-    `image_path` points to an 8-bit RGB image that Pillow opens directly (the
-    ingestion step caches decoded DICOM and high-bit-depth files as PNG).
+    `image_path` points to an 8-bit greyscale or RGB PNG written by the
+    ingestion step (which decodes DICOM and high-bit-depth files once);
+    consumers convert it to RGB on load.
     `source` is the path of the original file relative to the input, used in
     messages and manifests. `group` is an opaque key (never a patient
     identifier in clear) that keeps images of one patient or study on the same

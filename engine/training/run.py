@@ -139,7 +139,8 @@ def _attach_log_file(folder: RunFolder) -> logging.Handler | None:
 
 
 def _prepare_folder(config: RunConfig, folder: RunFolder, resume: bool) -> None:
-    if folder.config_path.exists() and not resume:
+    # Under torchrun the main process writes config.yaml first; only it checks.
+    if folder.config_path.exists() and not resume and is_main_process():
         raise RunFolderInUseError(
             f"Run folder {folder.root} already holds a run; pass --resume to continue it or choose a new --out."
         )
