@@ -12,6 +12,7 @@ from engine.cli import main
 from engine.config import RunConfig
 from engine.evaluation.comparison import Comparator
 from engine.evaluation.scoring import QuestionImages, ScoringSettings, score_options
+from engine.evaluation.variants import WeightSwap
 from engine.models.loading import load_model
 from engine.training import train
 
@@ -91,12 +92,24 @@ def test_full_swap_round_trips_weights(full_run):
     assert any(not torch.equal(saved[name], before[name]) for name in saved)
 
 
-def test_full_swap_copies_only_replaced(full_run):
+def test_full_swap_rereads_base_checkpoint(full_run):
     comparator = Comparator.load(full_run)
     swap = comparator.variants.swap
     saved = load_file(str(full_run / "artifacts" / "trained_modules.safetensors"))
+
+    assert swap.base_files is not None
+    assert {name for pairs in swap.base_files.values() for _, name in pairs} == set(saved)
+    assert swap.copied_bytes == 0
+
+
+def test_full_swap_copies_only_replaced_without_base_files(full_run):
+    comparator = Comparator.load(full_run)
+    trained = full_run / "artifacts" / "trained_modules.safetensors"
+    saved = load_file(str(trained))
     model_bytes = sum(p.numel() * p.element_size() for p in comparator.model.parameters())
 
+    swap = WeightSwap(comparator.model, trained)
+    assert swap.base_files is None
     assert set(swap.originals) == set(saved)
     assert swap.copied_bytes == sum(t.numel() * t.element_size() for t in saved.values())
     assert swap.copied_bytes < model_bytes

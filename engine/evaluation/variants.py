@@ -68,10 +68,13 @@ class WeightSwap:
     """Swap a model's parameters between their base values and the values saved in a safetensors file.
 
     The tuned tensors are read from the (memory-mapped) file on every swap
-    in, so memory contains the model plus a CPU copy of the replaced tensors.
+    in. The base values are read back the same way from the base model's own
+    safetensors files when they hold every replaced tensor under the same
+    name and shape; only otherwise (a hub checkpoint with renamed keys, say)
+    is a CPU copy of the replaced tensors kept.
     """
 
-    def __init__(self, model: torch.nn.Module, path: Path) -> None:
+    def __init__(self, model: torch.nn.Module, path: Path, base_dir: Path | None = None) -> None:
         self.path = Path(path)
         parameters = dict(model.named_parameters())
         with safe_open(str(self.path), framework="pt", device="cpu") as handle:
@@ -90,7 +93,11 @@ class WeightSwap:
                         f"{tuple(parameters[name].shape)}; the run was trained on a different base model."
                     )
         self.parameters = {name: parameters[name] for name in self.names}
-        self.originals = {name: parameters[name].detach().to("cpu", copy=True) for name in self.names}
+        self.base_files = _locate_base_tensors(base_dir, self.parameters) if base_dir else None
+        if self.base_files is None:
+            self.originals = {name: parameters[name].detach().to("cpu", copy=True) for name in self.names}
+        else:
+            self.originals = {}
         self.active: Variant = "base"
 
     @property
@@ -106,10 +113,58 @@ class WeightSwap:
             with safe_open(str(self.path), framework="pt", device="cpu") as handle:
                 for name in self.names:
                     self.parameters[name].copy_(handle.get_tensor(name))
+        elif self.base_files is not None:
+            for file, pairs in self.base_files.items():
+                with safe_open(str(file), framework="pt", device="cpu") as handle:
+                    for key, name in pairs:
+                        self.parameters[name].copy_(handle.get_tensor(key))
         else:
             for name, original in self.originals.items():
                 self.parameters[name].copy_(original)
         self.active = variant
+
+
+def _locate_base_tensors(
+    base_dir: Path, parameters: dict[str, torch.nn.Parameter]
+) -> dict[Path, list[tuple[str, str]]] | None:
+    """Find each replaced parameter's base value in the base model's safetensors files.
+
+    Returns {file: [(key in file, parameter name)]}, or None when any
+    parameter has no tensor of equal value. Checkpoint keys often differ from
+    module names (transformers renames them on load and save), so candidates
+    of the same shape are tried in order of the longest shared name suffix
+    and the first one whose values equal the loaded parameter is taken. Equal
+    values are all a swap back needs, so ties (layer norms that are all ones)
+    are harmless.
+    """
+    files = sorted(Path(base_dir).glob("*.safetensors"))
+    shapes: dict[tuple[int, ...], list[tuple[Path, str]]] = {}
+    for file in files:
+        with safe_open(str(file), framework="pt", device="cpu") as handle:
+            for key in handle.keys():
+                shapes.setdefault(tuple(handle.get_slice(key).get_shape()), []).append((file, key))
+
+    found: dict[Path, list[tuple[str, str]]] = {}
+    for name, parameter in parameters.items():
+        candidates = sorted(shapes.get(tuple(parameter.shape), []), key=lambda c: -_shared_suffix(c[1], name))
+        current = parameter.detach().cpu()
+        for file, key in candidates:
+            with safe_open(str(file), framework="pt", device="cpu") as handle:
+                if torch.equal(handle.get_tensor(key).to(current.dtype), current):
+                    found.setdefault(file, []).append((key, name))
+                    break
+        else:
+            return None
+    return found
+
+
+def _shared_suffix(first: str, second: str) -> int:
+    count = 0
+    for a, b in zip(reversed(first.split(".")), reversed(second.split("."))):
+        if a != b:
+            break
+        count += 1
+    return count
 
 
 class ModelVariants:
@@ -150,7 +205,8 @@ class ModelVariants:
             loaded.model = PeftModel.from_pretrained(loaded.model, str(folder.adapter_dir), is_trainable=False)
             kind, swap = "lora", None
         elif info.trained_modules and folder.trained_modules_path.is_file():
-            swap = WeightSwap(loaded.model, folder.trained_modules_path)
+            base_dir = Path(loaded.source) if Path(loaded.source).is_dir() else None
+            swap = WeightSwap(loaded.model, folder.trained_modules_path, base_dir=base_dir)
             kind = "full"
         elif info.trainable:
             raise FileNotFoundError(
