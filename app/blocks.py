@@ -45,7 +45,7 @@ def build_blocks(settings: AppSettings, context: AppContext | None = None) -> gr
             with gr.Tab("4. Runs", id="runs") as runs_tab_item:
                 runs_tab = render_runs_tab()
 
-        wire_data_tab(data_tab, shared, context)
+        wire_data_tab(demo, data_tab, shared, context)
         wire_tune_tab(demo, tune_tab, shared, context)
         wire_runs_tab(demo, runs_tab_item, runs_tab, tune_tab, shared, context)
         wire_compare_tab(demo, compare_tab_item, compare_tab, shared, context)

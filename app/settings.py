@@ -44,6 +44,8 @@ class AppSettings:
     """Largest single uploaded file in bytes; gradio rejects larger files with HTTP 413."""
     max_upload_total: int = 20 * GIB
     """Largest total size of one upload batch in bytes, checked before ingestion."""
+    preload_sample_data: bool = True
+    """Show the bundled sample data on the Data tab when a page opens, until the user uploads their own."""
 
     @property
     def runs_dir(self) -> Path:
@@ -145,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--share", action="store_true", help="Create a public gradio share link (requires --auth).")
     parser.add_argument("--max-file-size", default="4gb", help="Largest single uploaded file (default: 4gb).")
     parser.add_argument("--max-upload-total", default="20gb", help="Largest total size of one upload (default: 20gb).")
+    parser.add_argument("--no-sample-data", action="store_true",
+                        help="Start with an empty Data tab instead of the bundled sample data.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
     return parser
 
@@ -159,6 +163,7 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         share=args.share,
         max_file_size=parse_size(args.max_file_size),
         max_upload_total=parse_size(args.max_upload_total),
+        preload_sample_data=not args.no_sample_data,
     )
     check_settings(settings)
     return settings

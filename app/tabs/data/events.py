@@ -58,7 +58,7 @@ def _rejection_view(message: str) -> tuple:
     )
 
 
-def wire_data_tab(tab: DataTab, shared: SharedState, context: AppContext) -> None:
+def wire_data_tab(demo: gr.Blocks, tab: DataTab, shared: SharedState, context: AppContext) -> None:
     settings = context.settings
     outputs = [shared.dataset, shared.samples, tab.summary, tab.counts, tab.problems, tab.gallery, tab.split_info]
 
@@ -106,6 +106,8 @@ def wire_data_tab(tab: DataTab, shared: SharedState, context: AppContext) -> Non
         return datasets.split_text(samples or [], quiz_fraction)
 
     tab.sample_button.click(load_sample_data, [tab.quiz_fraction], outputs, api_name="load_sample_data")
+    if settings.preload_sample_data:
+        demo.load(load_sample_data, [tab.quiz_fraction], outputs, api_visibility="private")
     upload_inputs = [tab.folder_upload, tab.files_upload, tab.quiz_fraction]
     tab.ingest_button.click(ingest_upload, upload_inputs, outputs, api_name="ingest_upload")
     tab.folder_upload.upload(ingest_upload, upload_inputs, outputs, api_visibility="private")
