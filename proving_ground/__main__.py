@@ -43,6 +43,12 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="Folder that caches stage-0 models (default: $IFT_CACHE_DIR/proving_ground, else OUT/stage0).",
     )
+    parser.add_argument(
+        "--base-model",
+        type=Path,
+        default=None,
+        help="Use this stage-0 model folder instead of the shipped or cached one (skips stage 0).",
+    )
     parser.add_argument("--threads", type=int, default=None, help="Torch CPU threads (default: torch's own choice).")
     return parser.parse_args()
 
@@ -61,7 +67,7 @@ def main() -> None:
     cache = args.stage0_dir
     if cache is None:
         cache = Path(os.environ["IFT_CACHE_DIR"]) / "proving_ground" if "IFT_CACHE_DIR" in os.environ else out / "stage0"
-    base_dir = ensure_stage0(cache, Stage0Settings())
+    base_dir = args.base_model or ensure_stage0(cache, Stage0Settings())
     seen = evaluate_seen_values(base_dir)
     print(f"Stage-0 base {base_dir}: seen-value accuracy {100 * seen.generation_accuracy:.1f}% (generation), "
           f"{100 * seen.likelihood_accuracy:.1f}% (likelihood)")

@@ -40,15 +40,15 @@ ABLATIONS: dict[str, dict] = {
     **{f"InstFree w/ RS, m={m}": {"instruction": "proxy", "shuffling": "auto", "momentum": m} for m in (0.0, 0.9, 0.99)},
     **{f"InstFree w/ RS, K={k}": {"instruction": "proxy", "shuffling": "auto", "num_proxy_tokens": k} for k in (1, 4)},
     "InstFree w/ RS, no warm-up": {"instruction": "proxy", "shuffling": "auto", "warmup_epochs": 0.0},
-    "InstFree w/ RS, +language": {
+    "InstFree w/ RS, vision+projector only": {
         "instruction": "proxy",
         "shuffling": "auto",
-        "trainable": ["vision", "projector", "language"],
+        "trainable": ["vision", "projector"],
     },
-    "fixed instruction, +language": {
+    "fixed instruction, vision+projector only": {
         "instruction": "fixed",
         "shuffling": "none",
-        "trainable": ["vision", "projector", "language"],
+        "trainable": ["vision", "projector"],
     },
 }
 
@@ -67,7 +67,9 @@ class TuningSettings:
     num_proxy_tokens: int = 8
     mode: str = "lora"
     lora_rank: int = 8
-    trainable: tuple[str, ...] = ("vision", "projector")
+    trainable: tuple[str, ...] = ("vision", "projector", "language")
+    """The language model is trained too: with it frozen, no method learned to name a new colour
+    (at most 18% of descriptions right after fixed-instruction tuning, in LoRA or full mode)."""
 
 
 @dataclass

@@ -8,7 +8,7 @@ trained on three kinds of examples:
   in exactly the format of the engine's evaluation, about every attribute,
   with 2 to 4 options;
 - the same kind of images with "Describe the image." and the attribute
-  report as the reply;
+  report, its lines in random order, as the reply;
 - text-only examples over a blank image: a caption that names the object
   ("The object is a large purple dotted circle.") followed by a question or
   by "Write this as a report.", over *all* values.
@@ -75,7 +75,7 @@ class Stage0Settings:
 
     text_hidden: int = 64
     num_layers: int = 3
-    steps: int = 5000
+    steps: int = 8000
     batch_size: int = 32
     learning_rate: float = 1e-3
     warmup_steps: int = 100
@@ -109,8 +109,21 @@ def question_example(obj: WorldObject, attribute: str, rng: random.Random, value
     return Example(draw_image(obj), quiz.build_prompt(question), quiz.answer_text(question.answer_letter))
 
 
-def describe_example(obj: WorldObject) -> Example:
-    return Example(draw_image(obj), DESCRIBE_INSTRUCTION, obj.report())
+def shuffled_report(obj: WorldObject, rng: random.Random) -> str:
+    """Return the report with its lines in a random order.
+
+    A pretrained language model reads and writes attributes in any order. A
+    base that only ever saw one order would find every shuffled report
+    surprising, and response shuffling would then mostly teach the frozen
+    language model a new order instead of the image content.
+    """
+    lines = obj.report().splitlines()
+    rng.shuffle(lines)
+    return "\n".join(lines)
+
+
+def describe_example(obj: WorldObject, rng: random.Random) -> Example:
+    return Example(draw_image(obj), DESCRIBE_INSTRUCTION, shuffled_report(obj, rng))
 
 
 def caption(obj: WorldObject) -> str:
@@ -125,7 +138,7 @@ def text_example(obj: WorldObject, rng: random.Random) -> Example:
     """
     blank = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
     if rng.random() < 0.5:
-        return Example(blank, f"{caption(obj)}\n{REWRITE_INSTRUCTION}", obj.report())
+        return Example(blank, f"{caption(obj)}\n{REWRITE_INSTRUCTION}", shuffled_report(obj, rng))
     attribute = rng.choice(ATTRIBUTE_KEYS)
     pool = VALUES[attribute]
     question = quiz.make_question(obj, Path("unused"), attribute, pool, rng.randint(2, min(4, len(pool))), rng, "text")
@@ -145,7 +158,7 @@ def draw_examples(count: int, rng: random.Random, describe_fraction: float, text
             continue
         obj = sample_objects(1, rng, SEEN_COLOURS, SEEN_PATTERNS)[0]
         if rng.random() < describe_fraction:
-            examples.append(describe_example(obj))
+            examples.append(describe_example(obj, rng))
         else:
             examples.append(question_example(obj, rng.choice(ATTRIBUTE_KEYS), rng))
     return examples
@@ -338,6 +351,7 @@ def cache_key(settings: Stage0Settings) -> str:
         "answer": quiz.answer_text("A"),
         "describe": DESCRIBE_INSTRUCTION,
         "rewrite": REWRITE_INSTRUCTION,
+        "report_order": "shuffled",
         "values": {key: list(values) for key, values in VALUES.items()},
         "seen": {key: list(values) for key, values in SEEN_VALUES.items()},
     }

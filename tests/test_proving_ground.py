@@ -74,7 +74,7 @@ def test_domain_quiz_asks_only_new_values(tmp_path):
         if group == "new":
             assert question.answer_text in NEW_COLOURS + NEW_PATTERNS
         else:
-            assert question.attribute == "shape"
+            assert question.attribute == "size"
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,14 @@ def test_tuning_changes_domain_answers(stage0_dir, tmp_path):
     assert (run / "artifacts" / "proxy.safetensors").is_file()
     loaded = load_model(str(stage0_dir), device=torch.device("cpu"), precision="fp32")
     assert loaded.family.name == "llava"
+
+
+def test_synthetic_demo_writes_model_and_data(stage0_dir, tmp_path):
+    from proving_ground.demo import DEMO_TUNE_IMAGES, prepare_synthetic_demo
+
+    model_dir, data_dir = prepare_synthetic_demo(tmp_path / "demo")
+    assert (model_dir / "config.json").is_file()
+    images = sorted(data_dir.glob("*.png"))
+    assert len(images) == DEMO_TUNE_IMAGES
+    assert all(image.with_suffix(".txt").is_file() for image in images)
+    assert prepare_synthetic_demo(tmp_path / "demo") == (model_dir, data_dir)
