@@ -1,7 +1,7 @@
 """A synthetic second demo for the app: the stage-0 base and a small domain set.
 
 The base model answers multiple-choice questions about shapes, sizes and the
-seen colours and patterns; the domain set has the new colours and patterns
+seen colours and patterns. The domain set has the new colours and patterns
 in its reports only. Everything is synthetic (drawn shapes), never medical.
 """
 

@@ -1,8 +1,7 @@
 """The domain: image–report pairs with new colours and patterns, and a held-out quiz.
 
 Tuning images and quiz images are drawn from the same distribution: every
-colour is new, and the pattern is any of the four (two seen, two new). The
-tuning folder holds reports only, no questions. The quiz asks, per held-out
+colour is new, and the pattern is any of the four (two seen, two new). The tuning folder contains reports only, no questions. The quiz asks, per held-out
 image:
 
 - `new`: the colour (options: the four new colours), and the pattern when it

@@ -2,7 +2,7 @@
 
 The stage-0 base is trained on exactly the prompt that
 `engine.evaluation.format_question` builds and on replies of the form
-"The correct answer is B.", so the quiz asks the base in the form it
+"The correct answer is B.", so the quiz uses the form the base
 learned. Both of the evaluation's scorings are used: the option parsed from
 a greedy generation, and the option letter with the highest log-probability
 after the answer prefix.
@@ -38,7 +38,7 @@ def build_prompt(question: Question) -> str:
 
 
 def answer_text(letter: str) -> str:
-    """Return the reply that answers with option `letter`."""
+    """Return the reply that chooses option `letter`."""
     return f"{DEFAULT_ANSWER_PREFIX}{letter}."
 
 

