@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from engine.config import RunConfig
@@ -105,6 +106,22 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gradient-checkpointing", action="store_true", help="Recompute activations to save memory.")
     parser.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="Download a hub model that is not in the local Hugging Face cache "
+        "(default: off, so nothing is requested from the hub).",
+    )
+    parser.add_argument(
+        "--proxy-learning-rate",
+        type=float,
+        help=f"Learning rate of the proxy in the main stage (default: {defaults.method.proxy_learning_rate}).",
+    )
+    parser.add_argument(
+        "--warmup-learning-rate",
+        type=float,
+        help=f"Learning rate of the proxy during warm-up (default: {defaults.method.warmup_learning_rate}).",
+    )
+    parser.add_argument(
         "--cache-dir", help="Where decoded images are cached (default: ~/.cache/instruction-free-tuning/images)."
     )
     parser.add_argument("--resume", action="store_true", help="Continue the run in --out from its last checkpoint.")
@@ -135,6 +152,8 @@ _FLAG_TARGETS = {
     "lora_rank": ("method", "lora_rank"),
     "proxy_init": ("method", "proxy_init"),
     "quiz_fraction": ("data", "quiz_fraction"),
+    "proxy_learning_rate": ("method", "proxy_learning_rate"),
+    "warmup_learning_rate": ("method", "warmup_learning_rate"),
 }
 
 
@@ -154,6 +173,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         config.method.trainable = [part.strip() for part in args.trainable.split(",") if part.strip()]
     if args.gradient_checkpointing:
         config.model.gradient_checkpointing = True
+    if args.allow_download:
+        config.model.allow_download = True
     config.validate()
     return config
 
@@ -164,7 +185,21 @@ def _run_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     status = train(config, args.out, resume=args.resume).status
     logging.getLogger("engine").info("Run %s finished with status %s", args.out, status)
-    return 0 if status in ("completed", "stopped") else 1
+    return EXIT_CODES.get(status, 1)
+
+
+# Exit status of `train`: a stopped run is not an error, but scripts can tell it
+# from a finished one.
+EXIT_CODES = {"completed": 0, "stopped": 3}
+
+
+def _quiet_library_output() -> None:
+    """Hide library progress bars and known deprecation noise when output goes to a file."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    if not sys.stderr.isatty():
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train_parser = commands.add_parser("train", help="Tune a model on image–report pairs.")
+    train_parser = commands.add_parser(
+        "train",
+        help="Tune a model on image–report pairs.",
+        epilog="Exit status: 0 completed, 3 stopped (resume with --resume), 1 failed, 2 invalid input.",
+    )
     _add_train_arguments(train_parser)
     train_parser.set_defaults(handler=_run_train)
 
@@ -208,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    _quiet_library_output()
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -33,6 +34,8 @@ class ModelConfig:
     """`auto`: bf16 on GPUs that support it, fp32 otherwise."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+    allow_download: bool = False
+    """Fetch a hub model that is not in the local Hugging Face cache; off, nothing is requested from the hub."""
 
 
 @dataclass
@@ -161,15 +164,54 @@ def _from_dict(cls: type, values: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def _type_problems(owner: object, prefix: str):
+    """Yield a message for each field whose value does not have the declared type."""
+    hints = get_type_hints(type(owner))
+    for item in dataclasses.fields(owner):
+        value, hint = getattr(owner, item.name), hints[item.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _type_problems(value, f"{prefix}{item.name}.")
+        elif not _matches(value, hint):
+            yield f"{prefix}{item.name} is {value!r}; expected {_describe(hint)}."
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, arguments = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return value in arguments
+    if origin in (Union, UnionType):
+        return any(_matches(value, argument) for argument in arguments)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, arguments[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin, arguments = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in arguments)
+    if origin in (Union, UnionType):
+        return " or ".join(_describe(a) for a in arguments)
+    if origin is list:
+        return f"a list of {_describe(arguments[0])}"
+    if hint is type(None):
+        return "empty (null)"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "text"}.get(hint, str(hint))
+
+
 def _problems(config: RunConfig):
+    type_problems = list(_type_problems(config, ""))
+    if type_problems:
+        # Range checks below would fail on values of the wrong type.
+        yield from type_problems
+        return
     method, training = config.method, config.training
-    for owner, name in ((method, "instruction"), (method, "proxy_init"), (method, "shuffling"), (method, "mode")):
-        allowed = get_args(get_type_hints(type(owner))[name])
-        if getattr(owner, name) not in allowed:
-            yield f"method.{name} is {getattr(owner, name)!r}; choose one of {', '.join(allowed)}."
-    allowed_precision = get_args(Precision)
-    if config.model.precision not in allowed_precision:
-        yield f"model.precision is {config.model.precision!r}; choose one of {', '.join(allowed_precision)}."
     if method.num_proxy_tokens < 1:
         yield f"method.num_proxy_tokens is {method.num_proxy_tokens}; it must be at least 1."
     if not 0.0 <= method.momentum < 1.0:

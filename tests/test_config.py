@@ -46,5 +46,19 @@ def test_unknown_key_named_with_its_section():
 def test_invalid_choice_lists_the_options():
     config = RunConfig()
     config.method.shuffling = "words"
-    with pytest.raises(ValueError, match="method.shuffling is 'words'; choose one of none, comma, sentence, auto"):
+    with pytest.raises(ValueError, match="method.shuffling is 'words'; expected one of none, comma, sentence, auto"):
         config.validate()
+
+
+def test_wrong_types_named_before_range_checks():
+    config = RunConfig.from_dict({"training": {"epochs": "one"}, "method": {"trainable": "vision"}})
+    with pytest.raises(ValueError) as error:
+        config.validate()
+    message = str(error.value)
+    assert "training.epochs is 'one'; expected a number" in message
+    assert "method.trainable is 'vision'; expected a list of text" in message
+
+
+def test_whole_numbers_accepted_for_floats():
+    config = RunConfig.from_dict({"method": {"momentum": 0}, "training": {"epochs": 2}})
+    config.validate()

@@ -19,12 +19,20 @@ def test_demo_model_is_labelled(caplog):
     assert "answers are meaningless" in caplog.text
 
 
-def test_offline_hub_id_gives_actionable_error(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE is set") as error:
+def test_uncached_hub_id_fails_without_download(monkeypatch):
+    # Downloads are off by default, so this must fail from the local cache
+    # alone, whatever HF_HUB_OFFLINE says.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(ModelNotAvailableError, match="downloads are off") as error:
         load_model("Qwen/Qwen2.5-VL-3B-Instruct")
-    assert "not a local folder and not in the Hugging Face cache" in str(error.value)
-    assert "--model demo" in str(error.value)
+    assert "not in the local Hugging Face cache" in str(error.value)
+    assert "hf download Qwen/Qwen2.5-VL-3B-Instruct" in str(error.value)
+
+
+def test_offline_hub_id_with_download_allowed(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE is set"):
+        load_model("Qwen/Qwen2.5-VL-3B-Instruct", allow_download=True)
 
 
 def test_unsupported_architecture_lists_supported(tmp_path):

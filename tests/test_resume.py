@@ -88,6 +88,22 @@ def test_failed_run_records_error(tiny_model_factory, tmp_path):
     assert "does not exist" in status["error"]
 
 
+def test_run_failed_before_checkpoint_can_restart(tiny_model_factory, small_data, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        train(resume_config(tiny_model_factory("llava"), tmp_path / "missing"), tmp_path / "run")
+    config = resume_config(tiny_model_factory("llava"), small_data)
+    config.training.max_steps = 1
+    assert train(config, tmp_path / "run").status == "completed"
+
+
+def test_completed_run_cannot_resume(tiny_model_factory, small_data, tmp_path):
+    config = resume_config(tiny_model_factory("llava"), small_data)
+    config.training.max_steps = 1
+    train(config, tmp_path / "run")
+    with pytest.raises(run_module.RunFolderInUseError, match="already completed"):
+        train(config, tmp_path / "run", resume=True)
+
+
 def test_stop_requested_during_startup_is_honoured(tiny_model_factory, small_data, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -65,33 +65,38 @@ def resolve_model_source(name: str) -> tuple[str, bool]:
     return name, False
 
 
-def load_config(name: str):
+def load_config(name: str, allow_download: bool = False):
     """Load only the model config (fast), with an actionable error when unavailable."""
     source, _ = resolve_model_source(name)
     try:
-        return AutoConfig.from_pretrained(source)
+        return AutoConfig.from_pretrained(source, local_files_only=not allow_download)
     except (OSError, ValueError) as error:
-        raise _not_available(name, error) from error
+        raise _not_available(name, error, allow_download) from error
 
 
-def load_model(name: str, device: torch.device | None = None, precision: str = "auto") -> LoadedModel:
+def load_model(
+    name: str, device: torch.device | None = None, precision: str = "auto", allow_download: bool = False
+) -> LoadedModel:
     """Load model and processor with the Auto classes, placing the model on `device`.
 
     The architecture is checked against the supported families from the
-    config before any weight is read.
+    config before any weight is read. Unless `allow_download` is set, only
+    local folders and the local Hugging Face cache are read, so nothing is
+    requested from the hub.
     """
     source, is_demo = resolve_model_source(name)
     device = device or select_device()
     dtype = select_dtype(precision, device)
+    local_only = not allow_download
     try:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, local_files_only=local_only)
         family = family_for_config(config)
-        processor = AutoProcessor.from_pretrained(source)
-        model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype)
+        processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
+        model = AutoModelForImageTextToText.from_pretrained(source, dtype=dtype, local_files_only=local_only)
     except (OSError, ValueError) as error:
         if isinstance(error, ValueError) and "not supported" in str(error):
             raise
-        raise _not_available(name, error) from error
+        raise _not_available(name, error, allow_download) from error
 
     tokenizer = getattr(processor, "tokenizer", processor)
     # The padding side is saved into tokenizer.json; never inherit it.
@@ -110,12 +115,17 @@ def load_model(name: str, device: torch.device | None = None, precision: str = "
     return LoadedModel(model=model, processor=processor, family=family, source=source, is_demo=is_demo)
 
 
-def _not_available(name: str, error: Exception) -> ModelNotAvailableError:
+def _not_available(name: str, error: Exception, allow_download: bool) -> ModelNotAvailableError:
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    reason = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached or the id is wrong"
+    if not allow_download:
+        reason = "downloads are off (allow them with --allow-download)"
+    elif offline:
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        reason = "the hub could not be reached or the id is wrong"
     return ModelNotAvailableError(
-        f"Could not load model {name!r}: it is not a local folder and not in the Hugging Face cache, "
-        f"and {reason} ({type(error).__name__}: {error}). Pass a local folder that holds config.json, "
-        f"download it once on a connected machine (`hf download {name}`) and copy the cache, "
-        f"or use --model demo."
+        f"Could not load model {name!r}: it is not a local folder and not in the local Hugging Face cache, "
+        f"and {reason}. Pass a local folder that holds config.json, download the model once on a connected "
+        f"machine (`hf download {name}`) and copy the cache, or use the demo model. "
+        f"Cause: {type(error).__name__}: {error}"
     )

@@ -140,12 +140,21 @@ def _attach_log_file(folder: RunFolder) -> logging.Handler | None:
 
 def _prepare_folder(config: RunConfig, folder: RunFolder, resume: bool) -> None:
     # Under torchrun the main process writes config.yaml first; only it checks.
+    previous = folder.read_status().get("status")
     if folder.config_path.exists() and not resume and is_main_process():
-        raise RunFolderInUseError(
-            f"Run folder {folder.root} already holds a run; pass --resume to continue it or choose a new --out."
-        )
+        if previous == "failed" and not _has_checkpoints(folder):
+            # A run that failed before its first checkpoint has nothing to keep.
+            logger.info("Replacing run %s, which failed before saving a checkpoint", folder.root)
+            folder.metrics_path.unlink(missing_ok=True)
+        else:
+            raise RunFolderInUseError(
+                f"Run folder {folder.root} already contains a {previous} run; pass --resume to continue it "
+                "or choose a new --out."
+            )
     if resume and not folder.config_path.exists():
         raise FileNotFoundError(f"Cannot resume: {folder.config_path} not found. Start a new run instead.")
+    if resume and previous == "completed":
+        raise RunFolderInUseError(f"Run {folder.root} is already completed; start a new run with another --out.")
     # The saved config must work from any working directory (evaluation, app).
     config.data.path = str(Path(config.data.path).expanduser().resolve())
     folder.root.mkdir(parents=True, exist_ok=True)
@@ -153,6 +162,10 @@ def _prepare_folder(config: RunConfig, folder: RunFolder, resume: bool) -> None:
     if is_main_process():
         config.save(folder.config_path)
         folder.write_status("running", stage="setup")
+
+
+def _has_checkpoints(folder: RunFolder) -> bool:
+    return any(folder.last_checkpoint(stage) is not None for stage in ("warmup", "main"))
 
 
 def _clear_stale_stop_request(folder: RunFolder) -> None:
@@ -180,7 +193,7 @@ def _setup(config: RunConfig, folder: RunFolder, started: float, stop: StopCallb
     samples = split.tune
     if is_main_process():
         write_split(folder, split)
-    loaded = load_model(config.model.name, precision=config.model.precision)
+    loaded = load_model(config.model.name, precision=config.model.precision, allow_download=config.model.allow_download)
     _write_status(folder, "running", stage="setup", demo_model=loaded.is_demo)
 
     proxy_needed = config.method.instruction == "proxy"
@@ -197,7 +210,8 @@ def _setup(config: RunConfig, folder: RunFolder, started: float, stop: StopCallb
     samples, dropped = drop_samples_without_labels(samples, collator)
     if not samples:
         raise ValueError(
-            f"Every sample's prompt reaches training.max_length={config.training.max_length}; raise it or lower training.image_size."
+            f"Every sample's prompt reaches training.max_length={config.training.max_length}; "
+            "raise it or lower training.image_size."
         )
     if is_main_process():
         manifest = data_manifest(samples, dropped, ingestion)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from engine.data.ingest.options import IngestError, IngestOptions
 from engine.data.ingest.pipeline import ingest
+from engine.data.loading import make_private_dir
+from engine.models.demo import cache_root
 
 
-DEFAULT_CACHE_DIR = Path("~/.cache/instruction-free-tuning/images")
+DEFAULT_CACHE_DIR = cache_root() / "images"
 
 
 def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +51,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 
     The summary goes to standard output, errors to standard error.
     """
-    cache_dir = (args.cache or DEFAULT_CACHE_DIR).expanduser()
+    cache_dir = make_private_dir((args.cache or DEFAULT_CACHE_DIR).expanduser())
     try:
         options = IngestOptions(
             max_side=args.max_side,
