@@ -74,6 +74,14 @@ def pooled_outcomes(cells: Sequence[CellResult], scoring: str, group: str) -> di
     return pooled
 
 
+def _spread_single_run(outcomes: dict, cells: Sequence[CellResult], other: dict) -> dict:
+    """Pair a method run once (the base) with every seed of the other method."""
+    if len(cells) != 1:
+        return outcomes
+    seed = cells[0].seed
+    return {(other_seed, index): outcomes[(seed, index)] for other_seed, index in other if (seed, index) in outcomes}
+
+
 def mcnemar_table(results: Sequence[CellResult], pairs: Sequence[tuple[str, str]], group: str = "new") -> str:
     """Return a Markdown table of McNemar tests on the `group` questions, pooled over shared seeds.
 
@@ -91,8 +99,8 @@ def mcnemar_table(results: Sequence[CellResult], pairs: Sequence[tuple[str, str]
         for scoring in SCORINGS:
             a = pooled_outcomes(by_method[first], scoring, group)
             b = pooled_outcomes(by_method[second], scoring, group)
-            if len(by_method[first]) == 1 and by_method[first][0].method == "base":
-                a = {(seed, index): a[(0, index)] for seed, index in b}
+            a = _spread_single_run(a, by_method[first], b)
+            b = _spread_single_run(b, by_method[second], a)
             keys = sorted(set(a) & set(b))
             only_first, only_second, p_value = mcnemar([a[k] for k in keys], [b[k] for k in keys])
             lines.append(f"| {first} vs {second} | {scoring} | {only_first} | {only_second} | {p_value:.3g} |")
