@@ -1,0 +1,1 @@
+"""The proving ground: a synthetic experiment that tests whether instruction-free tuning helps."""
