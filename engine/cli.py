@@ -56,6 +56,12 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"m of the proxy's moving average, in [0, 1) (default: {defaults.method.momentum}).",
     )
     parser.add_argument(
+        "--momentum-update",
+        choices=["reload", "shadow"],
+        help="reload: set t to t̄ before every forward pass (default); "
+        "shadow: the forward pass sees t̄ while gradients train t.",
+    )
+    parser.add_argument(
         "--warmup-epochs",
         type=float,
         help=f"Proxy-only warm-up length in epochs; 0 skips it (default: {defaults.method.warmup_epochs}).",
@@ -145,6 +151,7 @@ _FLAG_TARGETS = {
     "fixed_instruction": ("method", "fixed_instruction"),
     "num_proxy_tokens": ("method", "num_proxy_tokens"),
     "momentum": ("method", "momentum"),
+    "momentum_update": ("method", "momentum_update"),
     "warmup_epochs": ("method", "warmup_epochs"),
     "warmup_steps": ("method", "warmup_steps"),
     "shuffling": ("method", "shuffling"),

@@ -23,6 +23,7 @@ Instruction = Literal["proxy", "fixed", "none"]
 ProxyInit = Literal["text", "random"]
 Shuffling = Literal["none", "comma", "sentence", "auto"]
 TuningMode = Literal["lora", "full"]
+MomentumUpdate = Literal["reload", "shadow"]
 Precision = Literal["auto", "fp32", "bf16"]
 
 
@@ -52,6 +53,10 @@ class MethodConfig:
     """User text for `instruction: fixed`."""
     momentum: float = 0.999
     """m in t̄ ← m·t̄ + (1−m)·t; 0 uses the trained proxy directly."""
+    momentum_update: MomentumUpdate = "reload"
+    """`reload`: t is set to t̄ before every forward pass, so t̄ moves by (1−m) of each
+    optimizer step. `shadow`: the forward pass sees t̄ while gradients train t,
+    which keeps its own trajectory; t̄ averages it."""
     shuffling: Shuffling = "auto"
     """Response shuffling: `comma` phrases, `sentence`s, `auto` picks per report."""
     warmup_epochs: float = 1.0
@@ -237,6 +242,8 @@ def _problems(config: RunConfig):
     for name in ("warmup_learning_rate", "proxy_learning_rate"):
         if getattr(method, name) <= 0:
             yield f"method.{name} is {getattr(method, name)}; it must be positive."
+    if not 0.0 <= training.lr_warmup_ratio < 1.0:
+        yield f"training.lr_warmup_ratio is {training.lr_warmup_ratio}; it must be in [0, 1)."
     if not 0.0 <= config.data.quiz_fraction < 1.0:
         yield f"data.quiz_fraction is {config.data.quiz_fraction}; it must be in [0, 1)."
     if training.max_length < 16:

@@ -39,6 +39,9 @@ class ProxyInstruction(nn.Module):
         self.register_buffer("average", tokens.clone())
         self.placeholder_id = placeholder_id
         self.substitute_id = substitute_id
+        # When True the hook writes t̄ with the gradient routed to t
+        # (t̄ + t − t.detach(): value t̄, derivative 1 with respect to t).
+        self.forward_uses_average = False
         self._mask: torch.Tensor | None = None
         self._handles: list[RemovableHandle] = []
 
@@ -123,7 +126,10 @@ class ProxyInstruction(nn.Module):
                 f"found counts {counts.tolist()}. The prompt builder and the proxy disagree on K."
             )
         num_rows = int(rows_with_proxy.sum())
-        vectors = self.tokens.to(output.dtype).unsqueeze(0).expand(num_rows, -1, -1)  # (R, K, D)
+        proxy = self.tokens
+        if self.forward_uses_average:
+            proxy = self.average + (self.tokens - self.tokens.detach())
+        vectors = proxy.to(output.dtype).unsqueeze(0).expand(num_rows, -1, -1)  # (R, K, D)
         return output.masked_scatter(mask.unsqueeze(-1), vectors.reshape(-1, output.shape[-1]))
 
 

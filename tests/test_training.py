@@ -166,3 +166,32 @@ def test_checkpointing_and_accumulation_train(tiny_model_factory, small_data, tm
     assert outcome.status == "completed"
     warmup = load_file(str(tmp_path / "run" / "warmup_proxy.safetensors"))
     assert not torch.equal(outcome.proxy.tokens.detach(), warmup["tokens"])
+
+
+def test_shadow_momentum_keeps_trained_proxy_apart(tiny_model_factory, small_data, tmp_path, capture_after_warmup):
+    """Shadow momentum: t follows its own optimizer steps and t̄ averages it after each."""
+    config = tiny_config(tiny_model_factory("llava"), small_data, momentum=0.5, momentum_update="shadow")
+    config.training.max_steps = 1
+    outcome = train(config, tmp_path / "run")
+    start = capture_after_warmup["average"]
+    trained = outcome.proxy.tokens.detach()
+
+    assert outcome.proxy.forward_uses_average
+    assert torch.allclose(outcome.proxy.average, 0.5 * start + 0.5 * trained, atol=1e-6)
+    assert not torch.equal(trained, outcome.proxy.average)
+
+
+def test_shadow_hook_writes_average_with_gradient_to_tokens():
+    from engine.proxy import ProxyInstruction
+
+    embedding = torch.nn.Embedding(10, 3)
+    proxy = ProxyInstruction(torch.zeros(2, 3), placeholder_id=9, substitute_id=0)
+    proxy.average.fill_(1.0)
+    proxy.forward_uses_average = True
+    proxy.attach(embedding)
+    output = embedding(torch.tensor([[1, 9, 9, 2]]))
+    proxy.detach()
+
+    assert torch.equal(output[0, 1:3], torch.ones(2, 3))
+    output[0, 1:3].sum().backward()
+    assert torch.equal(proxy.tokens.grad, torch.ones(2, 3))

@@ -66,7 +66,7 @@ def _make_trainer(context: RunContext, model, stage: str, proxy, max_steps: int,
         callbacks=callbacks,
         proxy=proxy,
         proxy_learning_rate=learning_rate if stage == "warmup" else config.method.proxy_learning_rate,
-        use_average=stage == "main",
+        use_average=stage == "main" and config.method.momentum_update == "reload",
     )
 
 
@@ -111,6 +111,7 @@ def run_main(context: RunContext, proxy: ProxyInstruction | None, resume: bool):
     model = apply_trainable_parts(context.loaded.model, context.loaded.family, config.method)
     if proxy is not None:
         proxy.tokens.requires_grad_(True)
+        proxy.forward_uses_average = config.method.momentum_update == "shadow"
     checkpoint = context.folder.last_checkpoint("main") if resume else None
     if checkpoint is not None and proxy is not None:
         load_proxy(proxy, checkpoint / PROXY_CHECKPOINT_NAME)

@@ -63,6 +63,11 @@ class InstructionFreeTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.proxy is not None and self.use_average:
+            # `reload` momentum: loading t̄ into t before each step means t
+            # never keeps a trajectory of its own, so t̄ moves by (1−m) times
+            # one optimizer step and with m = 0.999 the proxy stays close to
+            # where warm-up left it. `shadow` momentum (method.momentum_update)
+            # keeps t's trajectory instead.
             self.proxy.load_average()
         return super().training_step(model, inputs, num_items_in_batch)
 
