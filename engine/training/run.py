@@ -220,6 +220,9 @@ def _setup(config: RunConfig, folder: RunFolder, started: float, stop: StopCallb
     if proxy is not None:
         # Attached as a submodule so that DDP all-reduces its gradient and
         # device moves include it; the proxy keeps itself in fp32.
+        # NOTE: only single-process and DDP (gloo, CPU) runs are tested. FSDP
+        # or DeepSpeed ZeRO-3 would shard this module with the model, and the
+        # momentum update and proxy checkpoints assume a full local tensor.
         setattr(loaded.model, PROXY_MODULE_NAME, proxy)
         proxy.attach(loaded.model.get_input_embeddings())
 
