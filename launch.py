@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: the app module sets gradio's environment before gradio loads.
     from app import launch
 
-    launch(settings)
+    try:
+        launch(settings)
+    except SettingsError as error:
+        logging.getLogger("app").error("%s", error)
+        return 2
     return 0
 
 

@@ -14,7 +14,12 @@ import pandas as pd
 ACCURACY_COLUMNS = ["Model", "Scoring", "Correct", "Questions", "Accuracy", "95% interval"]
 ATTRIBUTE_COLUMNS = ["Attribute", "Scoring", "Base", "Tuned", "Questions"]
 QUESTION_COLUMNS = ["Image", "Attribute", "Question", "Options", "Answer",
-                    "Base reply", "Base choice", "Base correct", "Tuned reply", "Tuned choice", "Tuned correct"]
+                    "Base reply", "Base parsed", "Base parsed correct", "Base likelihood", "Base likelihood correct",
+                    "Tuned reply", "Tuned parsed", "Tuned parsed correct", "Tuned likelihood",
+                    "Tuned likelihood correct"]
+"""Columns of the per-question table when both scorings ran; a single scoring drops the other's columns."""
+QUESTION_HEADERS = {"parse": "parsed", "likelihood": "likelihood"}
+"""Per-question column word for each scoring; the CSV uses the engine's names (`parse`, `likelihood`)."""
 EDIT_COLUMNS = ["image", "question", "options", "answer", "attribute"]
 METHOD_LABELS = {"parse": "reply parsed", "likelihood": "option likelihood"}
 RADAR_COLOURS = {"base": "#999999", "tuned": "#0072b2"}
@@ -101,27 +106,48 @@ def _choice_letter(outcome, method: str) -> str:
     return "" if choice is None else chr(ord("A") + choice)
 
 
-def question_frame(report) -> pd.DataFrame:
-    method = headline_method(report)
+def _question_columns(report, csv: bool) -> list[str]:
+    base = ["image", "attribute", "question", "options", "answer"] if csv else QUESTION_COLUMNS[:5]
+    columns = list(base)
+    for variant in ("base", "tuned"):
+        columns.append(f"{variant}_reply" if csv else f"{variant.capitalize()} reply")
+        for method in ("parse", "likelihood"):
+            if method not in report.methods:
+                continue
+            if csv:
+                choice = "parsed" if method == "parse" else method
+                columns += [f"{variant}_{choice}", f"{variant}_{method}_correct"]
+            else:
+                word = QUESTION_HEADERS[method]
+                columns += [f"{variant.capitalize()} {word}", f"{variant.capitalize()} {word} correct"]
+    return columns
+
+
+def question_frame(report, csv: bool = False) -> pd.DataFrame:
+    """Return one row per question with each model's raw reply and, per scoring, its choice and correctness.
+
+    With `csv`, the columns have the names of the engine's CSV (`base_parsed`,
+    `base_parse_correct`, `base_likelihood`, `base_likelihood_correct`, …).
+    """
+    methods = [method for method in ("parse", "likelihood") if method in report.methods]
     rows = []
     for item in report.items:
         question = item.question
-        base, tuned = item.outcome("base"), item.outcome("tuned")
         options = " | ".join(f"{chr(ord('A') + i)}. {text}" for i, text in enumerate(question.options))
-        rows.append([
+        row = [
             question.image_name or Path(question.image_path).name,
             question.attribute or "",
             question.question,
             options,
             question.answer_letter,
-            (base.reply if base else "") or "",
-            _choice_letter(base, method),
-            item.correct("base", method),
-            (tuned.reply if tuned else "") or "",
-            _choice_letter(tuned, method),
-            item.correct("tuned", method),
-        ])
-    return pd.DataFrame(rows, columns=QUESTION_COLUMNS)
+        ]
+        for variant in ("base", "tuned"):
+            outcome = item.outcome(variant)
+            row.append((outcome.reply if outcome else "") or "")
+            for method in methods:
+                row += [_choice_letter(outcome, method), item.correct(variant, method)]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=_question_columns(report, csv))
 
 
 def questions_to_edit_frame(questions) -> pd.DataFrame:
@@ -133,18 +159,25 @@ def questions_to_edit_frame(questions) -> pd.DataFrame:
 
 def radar_svg(report, size: int = 420) -> str:
     """Return an SVG radar chart of per-attribute accuracy, base and tuned, for the headline method."""
-    attributes = report.methods[headline_method(report)].per_attribute
+    method = headline_method(report)
+    attributes = report.methods[method].per_attribute
     if len(attributes) < 3:
         return "<p>The radar chart needs questions about at least three attributes.</p>"
     centre, radius = size / 2, size / 2 - 90
     count = len(attributes)
+    # Room beside the chart for the longest label, at about 6.5 px per character of 11 px text.
+    margin = max(20, round(6.5 * max(len(item.attribute) for item in attributes)) - 60)
+    width = size + 2 * margin
 
     def point(index: int, value: float) -> tuple[float, float]:
         angle = -math.pi / 2 + 2 * math.pi * index / count
         return centre + radius * value * math.cos(angle), centre + radius * value * math.sin(angle)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
-             'role="img" aria-label="Accuracy per attribute, base and tuned" class="radar-chart">']
+    scoring = METHOD_LABELS.get(method, method)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-margin} 0 {width} {size}" width="{width}" '
+             f'height="{size}" role="img" aria-label="Accuracy per attribute, base and tuned, scored by {scoring}" '
+             'class="radar-chart">',
+             f'<text x="{-margin + 10}" y="18" font-size="12" fill="currentColor">Scoring: {scoring}</text>']
     for level in (0.25, 0.5, 0.75, 1.0):
         ring = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, level) for i in range(count)))
         parts.append(f'<polygon points="{ring}" fill="none" stroke="#cccccc" stroke-width="1"/>')
@@ -166,8 +199,10 @@ def radar_svg(report, size: int = 420) -> str:
         colour = RADAR_COLOURS[variant]
         parts.append(f'<polygon points="{shape}" fill="{colour}" fill-opacity="0.2" stroke="{colour}" '
                      f'stroke-width="2"><title>{variant}</title></polygon>')
-    parts.append(f'<text x="10" y="{size - 28}" font-size="12" fill="{RADAR_COLOURS["base"]}">■ base</text>')
-    parts.append(f'<text x="10" y="{size - 10}" font-size="12" fill="{RADAR_COLOURS["tuned"]}">■ tuned</text>')
+    parts.append(f'<text x="{-margin + 10}" y="{size - 28}" font-size="12" '
+                 f'fill="{RADAR_COLOURS["base"]}">■ base</text>')
+    parts.append(f'<text x="{-margin + 10}" y="{size - 10}" font-size="12" '
+                 f'fill="{RADAR_COLOURS["tuned"]}">■ tuned</text>')
     parts.append("</svg>")
     return "".join(parts)
 

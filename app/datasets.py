@@ -111,6 +111,18 @@ def stage_upload(paths: list[Path], session_dir: Path) -> Path:
     return target
 
 
+def latest_upload(value: list[str], previous: list[str]) -> list[str]:
+    """Return the files of the latest upload to a file component that contained `previous` before it.
+
+    gradio's upload button on a component that already contains files appends
+    the new ones, so a value that starts with `previous` and is longer yields
+    only the appended part. Any other value is a fresh upload and is returned whole.
+    """
+    if previous and len(value) > len(previous) and value[: len(previous)] == previous:
+        return value[len(previous):]
+    return value
+
+
 def keep_for_run(dataset_path: str, settings: AppSettings) -> str:
     """Move a session upload into `<workspace>/datasets/` so that it outlives the session; return the new path."""
     path = Path(dataset_path).resolve()

@@ -58,6 +58,20 @@ def model_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def download_problem(model_name: str, allow_downloads: bool) -> str:
+    """Return why a curated hub model cannot be loaded offline, or an empty string when it can.
+
+    Only curated models are checked: the engine reports any other missing model when the run starts.
+    """
+    if allow_downloads or model_name not in {model.repo_id for model in CURATED_MODELS} or is_cached(model_name):
+        return ""
+    return (
+        f"{model_name} is not downloaded, and this app does not download models. Download it first with "
+        f"`hf download {model_name}` on a machine with internet access (then copy the Hugging Face cache here), "
+        "or restart the app with --allow-downloads."
+    )
+
+
 def resolve_model_name(choice: str, local_folder: str) -> str:
     """Return the engine's model name for the picker value; raises ValueError for a bad local folder."""
     if choice != LOCAL_FOLDER_CHOICE:

@@ -18,7 +18,9 @@ from app.training_jobs import ACTIVE_STATUSES, JobError, TrainingJobs
 
 logger = logging.getLogger(__name__)
 
-RUN_COLUMNS = ["Run", "Status", "Model", "Started", "Steps", "Last loss", "Settings", "Quiz accuracy (base → tuned)"]
+# Short headers keep the table readable in a 1280 px window; the settings are in the run's details.
+RUN_COLUMNS = ["Run", "Status", "Model", "Started", "Steps", "Loss", "Quiz base → tuned"]
+RUN_COLUMN_WIDTHS = ["22%", "9%", "25%", "13%", "9%", "8%", "14%"]
 COMPARISON_SUMMARY_NAME = "evaluation/app-summary.json"
 
 
@@ -84,8 +86,9 @@ def run_rows(jobs: TrainingJobs) -> list[list[Any]]:
         comparison = comparison_summary(folder)
         accuracy = ""
         if comparison:
-            accuracy = f"{comparison['base_accuracy']:.0%} → {comparison['tuned_accuracy']:.0%}"
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(folder.stat().st_ctime))
+            accuracy = f"{comparison['base_accuracy']:.1%} → {comparison['tuned_accuracy']:.1%}"
+        started_at = jobs.started(name)
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(started_at)) if started_at else ""
         rows.append([
             name,
             state.status,
@@ -93,7 +96,6 @@ def run_rows(jobs: TrainingJobs) -> list[list[Any]]:
             started,
             steps,
             round(last["loss"], 4) if last else None,
-            settings_text(config),
             accuracy,
         ])
     return rows

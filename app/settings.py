@@ -25,6 +25,10 @@ class SettingsError(ValueError):
     """Raised when the command-line settings are invalid or unsafe; the message states the fix."""
 
 
+class PortInUseError(SettingsError):
+    """Raised when the server cannot bind the requested port."""
+
+
 def default_workspace() -> Path:
     return Path.home() / ".instruction-free-tuning"
 
@@ -46,6 +50,8 @@ class AppSettings:
     """Largest total size of one upload batch in bytes, checked before ingestion."""
     preload_sample_data: bool = True
     """Show the bundled sample data on the Data tab when a page opens, until the user uploads their own."""
+    allow_downloads: bool = False
+    """Let runs started from the app download their model from the Hugging Face hub (sets `model.allow_download`)."""
 
     @property
     def runs_dir(self) -> Path:
@@ -149,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-upload-total", default="20gb", help="Largest total size of one upload (default: 20gb).")
     parser.add_argument("--no-sample-data", action="store_true",
                         help="Start with an empty Data tab instead of the bundled sample data.")
+    parser.add_argument("--allow-downloads", action="store_true",
+                        help="Let runs started from the app download models that are not in the local "
+                        "Hugging Face cache (off by default: only cached models and local folders load).")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log debug messages.")
     return parser
 
@@ -164,6 +173,7 @@ def settings_from_args(args: argparse.Namespace) -> AppSettings:
         max_file_size=parse_size(args.max_file_size),
         max_upload_total=parse_size(args.max_upload_total),
         preload_sample_data=not args.no_sample_data,
+        allow_downloads=args.allow_downloads,
     )
     check_settings(settings)
     return settings

@@ -39,6 +39,8 @@ CONSOLE_LOG_NAME = "console.log"
 LAUNCH_RECORD_NAME = "launch.json"
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 ACTIVE_STATUSES = ("created", "running")
+# A tqdm progress bar: "<percent>%|<bar>| <done>/<total> [<times>]".
+PROGRESS_BAR_PATTERN = re.compile(r"\d+%\|.*\|\s*\d+/\d+")
 
 
 class JobError(RuntimeError):
@@ -150,12 +152,12 @@ class TrainingJobs:
         return RunFolder(self.settings.runs_dir / name)
 
     def run_names(self) -> list[str]:
-        """Return the names of all run folders, newest first."""
+        """Return the names of all run folders, the most recently started first (not-started ones last)."""
         runs_dir = self.settings.runs_dir
         if not runs_dir.is_dir():
             return []
-        folders = [p for p in runs_dir.iterdir() if p.is_dir() and RUN_NAME_PATTERN.match(p.name)]
-        return [p.name for p in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True)]
+        names = [p.name for p in runs_dir.iterdir() if p.is_dir() and RUN_NAME_PATTERN.match(p.name)]
+        return sorted(names, key=lambda name: (self.started(name) or 0.0, name), reverse=True)
 
     def config_path(self, name: str) -> Path:
         return self.settings.runs_dir / f"{name}.yaml"
@@ -177,6 +179,10 @@ class TrainingJobs:
             demo_model=bool(status.get("demo_model")) or self._model_name(name) == "demo",
             details=status,
         )
+        if state.finished and _launched_after(launch, status):
+            # Resumed, but the new process has not written a status yet: the file still says how the previous
+            # process ended. If the new process is gone too, the check below reports it as failed.
+            state.status, state.stage, state.error = "created", "resume", None
         if state.status in ACTIVE_STATUSES and not alive and (launch or state.status == "running"):
             state.status = "failed"
             exit_code = self._exit_code(name)
@@ -186,6 +192,22 @@ class TrainingJobs:
                 "for example because it was killed or ran out of memory. See the log below."
             )
         return state
+
+    def started(self, name: str) -> float | None:
+        """Return when the run was first started (seconds since the epoch), which resuming does not change.
+
+        Reads the launch record; runs started outside the app have none, so
+        their folder's `config.yaml`, which training writes once, dates them.
+        """
+        folder = self.folder(name)
+        launch = _read_json(folder.root / LAUNCH_RECORD_NAME)
+        started = launch.get("first_started", launch.get("started"))
+        if isinstance(started, (int, float)):
+            return float(started)
+        for path in (self.config_path(name), folder.config_path):
+            if path.is_file():
+                return path.stat().st_mtime
+        return None
 
     def active_run(self) -> str | None:
         """Return the name of the run whose process is alive, if any."""
@@ -205,14 +227,19 @@ class TrainingJobs:
             return self._followers[name]
 
     def log_tail(self, name: str, lines: int = 40, max_bytes: int = 64 * 1024) -> str:
-        """Return the last `lines` lines of the console log (the engine's log if there is none)."""
+        """Return the last `lines` lines of the console log (the engine's log if there is none).
+
+        Progress-bar lines (tqdm's "Writing model shards: 50%|█████|" and the
+        like) are left out: the Tune tab shows progress itself.
+        """
         folder = self.folder(name)
         for path in (folder.root / CONSOLE_LOG_NAME, folder.log_path):
             if path.exists():
                 with path.open("rb") as handle:
                     handle.seek(max(0, path.stat().st_size - max_bytes))
                     text = handle.read().decode("utf-8", errors="replace")
-                return "\n".join(text.splitlines()[-lines:])
+                kept = [line for line in text.splitlines() if not PROGRESS_BAR_PATTERN.search(line)]
+                return "\n".join(kept[-lines:])
         return ""
 
     # --- actions ------------------------------------------------------------
@@ -297,7 +324,10 @@ class TrainingJobs:
                 start_new_session=True,
             )
         self._processes[name] = process
-        record = {"pid": process.pid, "command": command, "started": time.time()}
+        previous = _read_json(folder.root / LAUNCH_RECORD_NAME)
+        now = time.time()
+        record = {"pid": process.pid, "command": command, "started": now,
+                  "first_started": previous.get("first_started", previous.get("started", now))}
         (folder.root / LAUNCH_RECORD_NAME).write_text(json.dumps(record, indent=2), encoding="utf-8")
         logger.info("Started training run %s (pid %d): %s", name, process.pid, " ".join(command))
 
@@ -320,6 +350,12 @@ class TrainingJobs:
     def _exit_code(self, name: str) -> int | None:
         process = self._processes.get(name)
         return process.poll() if process is not None else None
+
+
+def _launched_after(launch: dict[str, Any], status: dict[str, Any]) -> bool:
+    """Return True if the launch record is newer than the last status the engine wrote."""
+    started, updated = launch.get("started"), status.get("updated")
+    return isinstance(started, (int, float)) and isinstance(updated, (int, float)) and started > updated
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import re
+import socket
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -11,7 +15,7 @@ import yaml
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from tests.conftest import SAMPLE_DATA
+from tests.conftest import REPO_ROOT, SAMPLE_DATA
 from tests.test_app_support import running_app, stop_all_runs, wait_for
 
 
@@ -45,6 +49,11 @@ def wait_for_status(client: Client, word: str, timeout: float = 240.0) -> dict:
         return state if f": {word}" in state["status"] else None
 
     return wait_for(reached, timeout=timeout, what=f"a run status containing {word!r}")
+
+
+def update_value(output):
+    """Return the value of a component output, which gradio_client receives as an update dict."""
+    return output.get("value") if isinstance(output, dict) and output.get("__type__") == "update" else output
 
 
 def sample_pairs(count: int) -> list[Path]:
@@ -81,7 +90,7 @@ def test_upload_lists_skipped_file(client, tmp_path):
     stray.write_bytes(b"not an image")
     files = [handle_file(str(p)) for p in [*sample_pairs(3), stray]]
 
-    summary, counts, problems, gallery, _ = client.predict(None, files, 0.2, api_name="/ingest_upload")
+    summary, counts, problems, gallery, _, shown, other = client.predict(files, 0.2, api_name="/ingest_files")
 
     assert "3 image–report pairs ready" in summary
     assert len(gallery) == 3
@@ -89,6 +98,8 @@ def test_upload_lists_skipped_file(client, tmp_path):
     assert "notes.xyz" in rows
     assert rows["notes.xyz"][1] in ("skipped", "rejected")
     assert rows["notes.xyz"][2]
+    assert len(update_value(shown)) == 7
+    assert update_value(other) is None
 
 
 def test_upload_name_collision_rejected(client, tmp_path):
@@ -99,7 +110,7 @@ def test_upload_name_collision_rejected(client, tmp_path):
     (second / "report.txt").write_text("Cell type: Neutrophil\n")
     files = [handle_file(str(first / "report.txt")), handle_file(str(second / "report.txt"))]
 
-    summary, _, problems, gallery, _ = client.predict(files, None, 0.2, api_name="/ingest_upload")
+    summary, _, problems, gallery, _, _, _ = client.predict(files, 0.2, api_name="/ingest_folder")
 
     assert summary.startswith("**Upload rejected.**")
     assert ".zip" in summary
@@ -109,7 +120,27 @@ def test_upload_name_collision_rejected(client, tmp_path):
 
 def test_upload_without_files_fails(client):
     with pytest.raises(AppError, match="No files uploaded"):
-        client.predict(None, None, 0.2, api_name="/ingest_upload")
+        client.predict(None, 0.2, api_name="/ingest_files")
+
+
+def test_upload_after_rejection_replaces_it(client, tmp_path):
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / "report.txt").write_text("Cell type: Basophil\n")
+    rejected = [handle_file(str(clash / "report.txt")), handle_file(str(SAMPLE_DATA / "BA_152650.txt"))]
+    (tmp_path / "report.txt").write_text("Cell type: Neutrophil\n")
+    rejected.append(handle_file(str(tmp_path / "report.txt")))
+    first = client.predict(rejected, 0.2, api_name="/ingest_folder")
+    assert first[0].startswith("**Upload rejected.**")
+
+    summary, _, problems, _, _, shown, other = client.predict(
+        [handle_file(str(p)) for p in sample_pairs(2)], 0.2, api_name="/ingest_folder"
+    )
+
+    assert "2 image–report pairs ready" in summary
+    assert problems["data"] == []
+    assert len(update_value(shown)) == 4
+    assert update_value(other) is None
 
 
 # --- Tune and Runs tabs --------------------------------------------------------------------
@@ -149,9 +180,19 @@ def test_long_run_metrics_stop_resume(client, served_app, tmp_path):
     assert "Resume it on the Runs tab" in stopped["status"]
     table, _ = client.predict(None, api_name="/list_runs")
     assert ["long-run", "stopped"] == table["data"][0][:2]
+    started = table["data"][0][3]
 
-    client.predict("long-run", api_name="/resume_run")
+    resumed = client.predict("long-run", api_name="/resume_run")
+    # The Tune tab follows the resumed run at once: no stale "stopped" status, and its timer runs.
+    # (gradio_client receives no Button updates, so the browser test checks the Stop button.)
+    status, timer = resumed[-3], resumed[-1]
+    assert "long-run" in status
+    assert "stopped" not in status
+    assert "resuming from its last checkpoint" in status
+    assert timer["active"] is True
     wait_for_status(client, "training")
+    table, _ = client.predict(None, api_name="/list_runs")
+    assert table["data"][0][3] == started
     client.predict(api_name="/stop_training")
     wait_for_status(client, "stopped")
     config = yaml.safe_load((settings.runs_dir / "long-run" / "config.yaml").read_text())
@@ -172,7 +213,8 @@ def test_completed_run_compare_chat_delete(client, served_app, tmp_path):
     table, _ = client.predict("short-run", api_name="/list_runs")
     row = next(r for r in table["data"] if r[0] == "short-run")
     assert row[1] == "completed"
-    assert "K=8" in row[6]
+    details, _ = client.predict("short-run", api_name="/show_run")
+    assert "K=8" in details
 
     download = client.predict("short-run", api_name="/download_artifacts")
     with zipfile.ZipFile(download["value"]) as archive:
@@ -192,13 +234,21 @@ def test_completed_run_compare_chat_delete(client, served_app, tmp_path):
     assert "McNemar" in mcnemar
     assert "grey image" in grounding
     assert len(questions["data"]) == 4
-    assert all(row[5] and row[8] for row in questions["data"]), "both raw replies are shown"
+    assert questions["headers"][5:10] == ["Base reply", "Base parsed", "Base parsed correct", "Base likelihood",
+                                          "Base likelihood correct"]
+    assert questions["headers"][10] == "Tuned reply"
+    assert all(row[5] and row[10] for row in questions["data"]), "both raw replies are shown"
     assert radar.startswith("<svg") or "at least three attributes" in radar
-    assert Path(export).read_text().startswith("Image,Attribute,Question")
+    header = Path(export).read_text().splitlines()[0]
+    assert header == ("image,attribute,question,options,answer,base_reply,base_parsed,base_parse_correct,"
+                      "base_likelihood,base_likelihood_correct,tuned_reply,tuned_parsed,tuned_parse_correct,"
+                      "tuned_likelihood,tuned_likelihood_correct")
 
     table, _ = client.predict("short-run", api_name="/list_runs")
     row = next(r for r in table["data"] if r[0] == "short-run")
-    assert "→" in row[7]
+    assert re.fullmatch(r"\d+\.\d% → \d+\.\d%", row[6])
+    _, download_after_select = client.predict("short-run", api_name="/show_run")
+    assert update_value(download_after_select) is None
 
     table = client.predict("short-run", "auto", None, api_name="/show_questions")
     assert table["headers"] == ["image", "question", "options", "answer", "attribute"]
@@ -252,3 +302,19 @@ def test_compare_rejects_run_without_artifacts(client, served_app):
 def test_delete_rejects_traversal_name(client):
     with pytest.raises(AppError, match="Invalid run name"):
         client.predict("../outside", api_name="/delete_run")
+
+
+def test_launch_reports_busy_port(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "launch.py", "--port", str(port), "--workspace", str(tmp_path / "workspace")],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        )
+
+    assert result.returncode == 2
+    assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--port" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

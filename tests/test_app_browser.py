@@ -93,7 +93,21 @@ def test_browser_tune_and_compare(browser_page, tmp_path):
             accuracy_text = page.locator("#accuracy-table").inner_text()
             assert "option likelihood" in accuracy_text
             assert "meaningless" in page.locator("#comparison-summary").inner_text()
+            assert not page.get_by_text("Question file: columns image").is_visible()
             page.screenshot(path=str(ARTIFACTS / "app-compare.png"), full_page=True)
+
+            # The runs table must stay readable in a 1280 px window.
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.get_by_role("tab", name="4. Runs").click()
+            page.wait_for_function(
+                "() => (document.querySelector('#runs-table')?.innerText || '').includes('completed')"
+            )
+            header_height = page.evaluate(
+                "() => document.querySelector('#runs-table thead tr').getBoundingClientRect().height"
+            )
+            page.screenshot(path=str(ARTIFACTS / "app-runs-1280.png"), full_page=False)
+            assert header_height < 80, f"runs table header is {header_height:.0f} px tall"
+            assert page.locator("#resume-run").is_disabled()
         finally:
             stop_all_runs(settings)
 

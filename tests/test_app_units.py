@@ -147,3 +147,159 @@ def test_radar_chart_has_both_models():
     assert svg.startswith("<svg")
     assert svg.count("<title>") == 2
     assert "Granule colour &lt;b&gt;" in svg
+
+
+def test_radar_chart_names_scoring():
+    from app.comparison_view import radar_svg
+
+    accuracy = Accuracy(5, 10, 0.5, 0.2, 0.8)
+    attributes = [SimpleNamespace(attribute=name, base=accuracy, tuned=accuracy)
+                  for name in ("Nucleus-to-cytoplasmic ratio", "Cell shape", "Granule colour")]
+    report = SimpleNamespace(methods={"parse": SimpleNamespace(per_attribute=attributes)})
+
+    svg = radar_svg(report)
+
+    assert "Scoring: reply parsed" in svg
+    # The viewBox starts left of 0 to leave room for long labels on the left side.
+    assert 'viewBox="-' in svg
+
+
+@pytest.mark.parametrize(("value", "previous", "latest"), [
+    (["a", "b"], [], ["a", "b"]),
+    (["a", "b", "c"], ["a", "b"], ["c"]),
+    (["a", "b", "a", "b"], ["a", "b"], ["a", "b"]),
+    (["c"], ["a", "b"], ["c"]),
+    (["a", "b"], ["a", "b"], ["a", "b"]),
+])
+def test_latest_upload_drops_earlier_files(value, previous, latest):
+    assert datasets.latest_upload(value, previous) == latest
+
+
+@pytest.mark.parametrize(("stage", "label"), [
+    ("base model, image image", "base model, real images"),
+    ("tuned model, grey image", "tuned model, grey images (grounding control)"),
+    ("loading", "loading"),
+])
+def test_progress_label_reads_naturally(stage, label):
+    from app.tabs.compare.events import progress_label
+
+    assert progress_label(stage) == label
+
+
+def test_uncached_hub_model_needs_download(monkeypatch):
+    from app import model_catalog
+
+    monkeypatch.setattr(model_catalog, "is_cached", lambda repo_id: False)
+    message = model_catalog.download_problem("Qwen/Qwen2.5-VL-3B-Instruct", allow_downloads=False)
+
+    assert "hf download Qwen/Qwen2.5-VL-3B-Instruct" in message
+    assert "--allow-downloads" in message
+    assert model_catalog.download_problem("Qwen/Qwen2.5-VL-3B-Instruct", allow_downloads=True) == ""
+    assert model_catalog.download_problem("demo", allow_downloads=False) == ""
+
+
+def test_allow_downloads_reaches_run_config(tmp_path):
+    from app.settings import build_parser, settings_from_args
+    from app.tabs.tune.events import build_config
+    from engine.config import RunConfig
+
+    args = build_parser().parse_args(["--allow-downloads", "--workspace", str(tmp_path)])
+    settings = settings_from_args(args)
+    defaults = RunConfig()
+    values = {"precision": "auto", "num_proxy_tokens": 8, "momentum": 0.999, "warmup_epochs": 1, "trainable": [],
+              "shuffling": "auto", "mode": "lora", "instruction": "proxy", "fixed_instruction": "",
+              "lora_rank": 8, "proxy_learning_rate": 1e-3, "warmup_learning_rate": 1e-3,
+              "learning_rate": defaults.training.learning_rate, "epochs": 1, "max_steps": 3, "batch_size": 1,
+              "image_size": 0, "seed": 0}
+    dataset = datasets.Dataset(path=str(tmp_path), label="test", num_samples=1, num_attribute_reports=0)
+
+    config = build_config(dataset, 0.2, "demo", settings, values)
+
+    assert settings.allow_downloads is True
+    assert config.model.allow_download is True
+
+
+def test_log_tail_drops_progress_bars(tmp_path):
+    from app.training_jobs import CONSOLE_LOG_NAME, TrainingJobs
+
+    settings = AppSettings(workspace=tmp_path)
+    run = settings.runs_dir / "run"
+    run.mkdir(parents=True)
+    (run / CONSOLE_LOG_NAME).write_text(
+        "INFO training started\n"
+        "Writing model shards:  50%|█████     | 1/2 [00:00<00:00,  3.1it/s]\r"
+        "Writing model shards: 100%|██████████| 2/2 [00:00<00:00,  3.2it/s]\n"
+        "INFO finished with status completed\n"
+    )
+
+    tail = TrainingJobs(settings).log_tail("run")
+
+    assert tail == "INFO training started\nINFO finished with status completed"
+
+
+def write_run(settings: AppSettings, name: str, launch: dict | None = None, status: dict | None = None):
+    import json
+
+    run = settings.runs_dir / name
+    run.mkdir(parents=True)
+    if launch is not None:
+        (run / "launch.json").write_text(json.dumps(launch))
+    if status is not None:
+        (run / "status.json").write_text(json.dumps(status))
+    return run
+
+
+def test_run_start_time_ignores_new_files(tmp_path):
+    from app.training_jobs import TrainingJobs
+
+    settings = AppSettings(workspace=tmp_path)
+    older = write_run(settings, "older", launch={"pid": 1, "started": 2000.0, "first_started": 1000.0})
+    write_run(settings, "newer", launch={"pid": 2, "started": 1500.0})
+    jobs = TrainingJobs(settings)
+
+    (older / "metrics.jsonl").write_text("{}\n")
+
+    assert jobs.started("older") == 1000.0
+    assert jobs.started("newer") == 1500.0
+    assert jobs.run_names() == ["newer", "older"]
+
+
+def test_resumed_run_not_reported_stopped(tmp_path):
+    import subprocess
+    import time
+
+    from app.training_jobs import TrainingJobs
+
+    settings = AppSettings(workspace=tmp_path)
+    # A live process whose command line names the engine stands in for a resumed run that is still loading.
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "engine"])
+    try:
+        now = time.time()
+        write_run(settings, "run", launch={"pid": process.pid, "started": now},
+                  status={"status": "stopped", "stage": "main", "updated": now - 10, "pid": 1})
+
+        state = TrainingJobs(settings).state("run")
+
+        assert state.status == "created"
+        assert state.stage == "resume"
+        assert "resuming" in status_markdown(state, None)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_resumed_run_that_died_is_failed(tmp_path):
+    import time
+
+    from app.training_jobs import TrainingJobs
+
+    settings = AppSettings(workspace=tmp_path)
+    now = time.time()
+    # pid 0 is never a live training process.
+    write_run(settings, "run", launch={"pid": 0, "started": now},
+              status={"status": "stopped", "stage": "main", "updated": now - 10, "pid": 1})
+
+    state = TrainingJobs(settings).state("run")
+
+    assert state.status == "failed"
+    assert "without writing a final status" in state.error

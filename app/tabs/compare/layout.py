@@ -49,7 +49,7 @@ def _render_question_inputs() -> dict:
         label="Questions",
     )
     question_file = gr.File(label="Question file: columns image, question, options (A | B | …), answer, attribute",
-                            file_types=[".csv", ".jsonl", ".json"])
+                            file_types=[".csv", ".jsonl", ".json"], visible=False)
     with gr.Accordion("Edit questions", open=False):
         show_questions_button = gr.Button("Fill the table from the generated questions or the file", size="sm")
         question_table = gr.Dataframe(pd.DataFrame(columns=EDIT_COLUMNS), interactive=True, wrap=True, max_height=320,
@@ -75,13 +75,14 @@ def _render_results() -> dict:
     with gr.Row():
         radar = gr.HTML(label="Accuracy per attribute", elem_id="attribute-radar")
         attributes = gr.Dataframe(headers=ATTRIBUTE_COLUMNS, interactive=False, label="Accuracy per attribute",
-                                  max_height=420)
+                                  max_height=420, wrap=True, column_widths=["30%", "26%", "14%", "14%", "16%"])
     with gr.Row():
         mcnemar = gr.Markdown()
         grounding = gr.Markdown()
     questions = gr.Dataframe(headers=QUESTION_COLUMNS, interactive=False, wrap=True, max_height=480,
-                             label="Per question, with both raw replies")
-    export_file = gr.File(label="Results as CSV", interactive=False)
+                             label="Per question: each model's raw reply, and its choice and correctness "
+                                   "under each scoring")
+    export_file = gr.File(label="Results as CSV (both scorings per model)", interactive=False)
     return {"summary": summary, "accuracy": accuracy, "radar": radar, "attributes": attributes, "mcnemar": mcnemar,
             "grounding": grounding, "questions": questions, "export_file": export_file}
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from app import datasets
 from app.context import AppContext
+from app.errors import user_error
 from app.shared import SharedState
 from app.tabs.data.layout import DataTab
 
@@ -67,29 +68,27 @@ def wire_data_tab(demo: gr.Blocks, tab: DataTab, shared: SharedState, context: A
         try:
             result = datasets.ingest_path(datasets.SAMPLE_DATA_DIR, settings)
         except datasets.IngestionUnavailableError as error:
-            raise gr.Error(str(error)) from error
+            raise user_error(str(error)) from error
         except Exception as error:
             raise _unexpected(error, "the sample data") from error
         dataset = datasets.describe_result(result, str(datasets.SAMPLE_DATA_DIR), "the bundled sample data")
         logger.info("Loaded the sample data: %d samples", dataset.num_samples)
         return _ingestion_view(result, dataset, quiz_fraction)
 
-    def ingest_upload(folder_files: list[str] | None, files: list[str] | None, quiz_fraction: float,
-                      request: gr.Request):
-        """Check an uploaded folder, files or zip, keep them for training and show the summary."""
-        paths = [Path(p) for p in [*(folder_files or []), *(files or [])]]
+    def ingest_upload(paths: list[Path], quiz_fraction: float, request: gr.Request) -> tuple:
+        """Check uploaded files or one zip, keep them for training and return the Data tab's outputs."""
         if not paths:
-            raise gr.Error("No files uploaded. Choose a folder, some files, or a .zip archive first.")
+            raise user_error("No files uploaded. Choose a folder, some files, or a .zip archive first.")
         context.remember_uploads(request.session_hash, paths)
         try:
             datasets.check_upload_size(paths, settings.max_upload_total)
         except datasets.UploadTooLargeError as error:
-            raise gr.Error(str(error)) from error
+            raise user_error(str(error)) from error
         try:
             ingest = datasets.import_ingest()
             result = datasets.ingest_uploaded_files(paths, settings)
         except datasets.IngestionUnavailableError as error:
-            raise gr.Error(str(error)) from error
+            raise user_error(str(error)) from error
         except ingest.IngestError as error:
             logger.warning("Rejected an upload of %d files: %s", len(paths), error)
             return _rejection_view(str(error))
@@ -102,14 +101,39 @@ def wire_data_tab(demo: gr.Blocks, tab: DataTab, shared: SharedState, context: A
         logger.info("Ingested an upload of %d files: %d samples", len(paths), dataset.num_samples)
         return _ingestion_view(result, dataset, quiz_fraction)
 
+    def ingest_component(value: list[str] | None, previous: list[str] | None, quiz_fraction: float,
+                         request: gr.Request) -> tuple:
+        """Ingest the latest upload of one component, replacing whatever was uploaded before.
+
+        The component's own upload button adds files to the ones it already
+        holds, so only the files added since the last upload are ingested,
+        and the component is set to show just those.
+        """
+        current = datasets.latest_upload(value or [], previous or [])
+        outputs = ingest_upload([Path(p) for p in current], quiz_fraction, request)
+        return (*outputs, gr.File(value=current), current, gr.File(value=None), [])
+
+    def clear_upload() -> tuple:
+        """Forget the data of a cleared upload, so no earlier summary or rejection stays on the page."""
+        return (None, [], "No data chosen yet.", pd.DataFrame(columns=COUNT_COLUMNS),
+                pd.DataFrame(columns=PROBLEM_COLUMNS), [], "", [])
+
     def show_split(samples: list, quiz_fraction: float) -> str:
         return datasets.split_text(samples or [], quiz_fraction)
 
     tab.sample_button.click(load_sample_data, [tab.quiz_fraction], outputs, api_name="load_sample_data")
     if settings.preload_sample_data:
         demo.load(load_sample_data, [tab.quiz_fraction], outputs, api_visibility="private")
-    upload_inputs = [tab.folder_upload, tab.files_upload, tab.quiz_fraction]
-    tab.ingest_button.click(ingest_upload, upload_inputs, outputs, api_name="ingest_upload")
-    tab.folder_upload.upload(ingest_upload, upload_inputs, outputs, api_visibility="private")
-    tab.files_upload.upload(ingest_upload, upload_inputs, outputs, api_visibility="private")
+    # Each upload is ingested once, when it arrives, and replaces the data of any earlier upload.
+    folder_seen, files_seen = gr.State([]), gr.State([])
+    tab.folder_upload.upload(
+        ingest_component, [tab.folder_upload, folder_seen, tab.quiz_fraction],
+        [*outputs, tab.folder_upload, folder_seen, tab.files_upload, files_seen], api_name="ingest_folder",
+    )
+    tab.files_upload.upload(
+        ingest_component, [tab.files_upload, files_seen, tab.quiz_fraction],
+        [*outputs, tab.files_upload, files_seen, tab.folder_upload, folder_seen], api_name="ingest_files",
+    )
+    tab.folder_upload.clear(clear_upload, None, [*outputs, folder_seen], api_visibility="private")
+    tab.files_upload.clear(clear_upload, None, [*outputs, files_seen], api_visibility="private")
     tab.quiz_fraction.release(show_split, [shared.samples, tab.quiz_fraction], [tab.split_info], api_name="show_split")

@@ -12,7 +12,6 @@ class DataTab:
     sample_button: gr.Button
     folder_upload: gr.File
     files_upload: gr.File
-    ingest_button: gr.Button
     summary: gr.Markdown
     quiz_fraction: gr.Slider
     split_info: gr.Markdown
@@ -33,7 +32,8 @@ def render_data_tab() -> DataTab:
             # No file_types here: a batch with extensionless DICOM files would be rejected whole.
             folder_upload = gr.File(file_count="directory", label="Upload a folder")
             files_upload = gr.File(file_count="multiple", label="Or upload files or one .zip archive")
-            ingest_button = gr.Button("Check the uploaded data", variant="primary")
+            gr.Markdown("Each upload is checked as soon as it arrives and replaces the data of any earlier one.",
+                        elem_classes=["model-note"])
         with gr.Column(scale=1):
             summary = gr.Markdown("No data chosen yet.", elem_id="ingest-summary")
             quiz_fraction = gr.Slider(
@@ -66,7 +66,6 @@ def render_data_tab() -> DataTab:
         sample_button=sample_button,
         folder_upload=folder_upload,
         files_upload=files_upload,
-        ingest_button=ingest_button,
         summary=summary,
         quiz_fraction=quiz_fraction,
         split_info=split_info,

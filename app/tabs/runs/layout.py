@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app.run_index import RUN_COLUMNS
+from app.run_index import RUN_COLUMN_WIDTHS, RUN_COLUMNS
 
 
 @dataclass
@@ -29,13 +29,14 @@ class RunsTab:
 def render_runs_tab() -> RunsTab:
     gr.Markdown("Every run in the workspace. Runs keep training when this page or the app is closed.")
     refresh_button = gr.Button("Refresh", size="sm")
-    table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True, label="Runs", elem_id="runs-table")
+    table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True, column_widths=RUN_COLUMN_WIDTHS,
+                         label="Runs", elem_id="runs-table")
     with gr.Row():
         run_select = gr.Dropdown([], value=None, label="Run", scale=2, elem_id="run-select", allow_custom_value=True)
     details = gr.Markdown()
     with gr.Row():
         follow_button = gr.Button("Show progress on the Tune tab")
-        resume_button = gr.Button("Resume")
+        resume_button = gr.Button("Resume", interactive=False, elem_id="resume-run")
         download_button = gr.Button("Download artifacts (zip)")
         delete_button = gr.Button("Delete…", variant="stop")
     download_file = gr.File(label="Download", interactive=False, visible=False)

@@ -110,13 +110,14 @@ def render_tune_tab(defaults) -> TuneTab:
         y="loss",
         color="stage",
         color_map=STAGE_COLOURS,
-        caption="Orange: warm-up (the proxy alone). Blue: main stage.",
         title="Training loss",
         x_title="Optimizer step",
         y_title="Loss",
         height=320,
         elem_id="loss-plot",
     )
+    # A Markdown line rather than the plot's caption, which gradio 6.31 cuts off at the plot's height.
+    gr.Markdown("Orange: warm-up (the proxy alone). Blue: main stage.", elem_classes=["model-note"])
     log_tail = gr.Textbox(label="Log (last lines)", lines=12, max_lines=12, autoscroll=True, interactive=False,
                           elem_id="training-log")
     timer = gr.Timer(POLL_SECONDS, active=False)

@@ -84,6 +84,8 @@ def progress_html(state: JobState, last: dict[str, Any] | None) -> str:
 def status_markdown(state: JobState, last: dict[str, Any] | None) -> str:
     name = state.name
     demo = " It uses the demo model, so the loss says nothing about real learning." if state.demo_model else ""
+    if state.status == "created" and state.stage == "resume":
+        return f"**{name}**: resuming from its last checkpoint (loading the model).{demo}"
     if state.status == "created" or (state.status == "running" and state.stage == "setup"):
         return f"**{name}**: starting (reading the data and loading the model).{demo}"
     if state.status == "running":
