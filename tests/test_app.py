@@ -178,7 +178,7 @@ def test_long_run_metrics_stop_resume(client, served_app, tmp_path):
     client.predict(api_name="/stop_training")
     stopped = wait_for_status(client, "stopped")
     assert "Resume it on the Runs tab" in stopped["status"]
-    table, _ = client.predict(None, api_name="/list_runs")
+    table, _ = client.predict(None, api_name="/list_runs")[:2]
     assert ["long-run", "stopped"] == table["data"][0][:2]
     started = table["data"][0][3]
 
@@ -191,7 +191,7 @@ def test_long_run_metrics_stop_resume(client, served_app, tmp_path):
     assert "resuming from its last checkpoint" in status
     assert timer["active"] is True
     wait_for_status(client, "training")
-    table, _ = client.predict(None, api_name="/list_runs")
+    table, _ = client.predict(None, api_name="/list_runs")[:2]
     assert table["data"][0][3] == started
     client.predict(api_name="/stop_training")
     wait_for_status(client, "stopped")
@@ -210,7 +210,7 @@ def test_completed_run_compare_chat_delete(client, served_app, tmp_path):
     assert len(done["points"]) >= 2
     assert "demo model" in done["status"]
 
-    table, _ = client.predict("short-run", api_name="/list_runs")
+    table, _ = client.predict("short-run", api_name="/list_runs")[:2]
     row = next(r for r in table["data"] if r[0] == "short-run")
     assert row[1] == "completed"
     details, _ = client.predict("short-run", api_name="/show_run")
@@ -244,7 +244,7 @@ def test_completed_run_compare_chat_delete(client, served_app, tmp_path):
                       "base_likelihood,base_likelihood_correct,tuned_reply,tuned_parsed,tuned_parse_correct,"
                       "tuned_likelihood,tuned_likelihood_correct")
 
-    table, _ = client.predict("short-run", api_name="/list_runs")
+    table, _ = client.predict("short-run", api_name="/list_runs")[:2]
     row = next(r for r in table["data"] if r[0] == "short-run")
     assert re.fullmatch(r"\d+\.\d% → \d+\.\d%", row[6])
     _, download_after_select = client.predict("short-run", api_name="/show_run")

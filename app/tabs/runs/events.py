@@ -34,14 +34,17 @@ def wire_runs_tab(demo: gr.Blocks, tab_item: gr.Tab, tab: RunsTab, tune_tab: Tun
             return False
 
     def list_runs(selected: str | None):
-        """Return the table of all runs, the run picker and whether the picked run can be resumed."""
+        """Return the table of all runs, the run picker, whether the picked run can be resumed, and its details."""
         rows = run_index.run_rows(jobs)
         names = [row[0] for row in rows]
         value = selected if selected in names else None
         if value is None and names:
             value = names[0]
+        # The details are returned here too: a picker value set by this event
+        # does not always fire the picker's change event.
+        details, _, _ = show_run(value)
         return (pd.DataFrame(rows, columns=run_index.RUN_COLUMNS), gr.Dropdown(choices=names, value=value),
-                gr.Button(interactive=can_resume(value)))
+                gr.Button(interactive=can_resume(value)), details)
 
     def show_run(name: str | None):
         """Return the details of one run; clear the previous run's download and allow Resume only when it can work."""
@@ -98,7 +101,7 @@ def wire_runs_tab(demo: gr.Blocks, tab_item: gr.Tab, tab: RunsTab, tune_tab: Tun
         gr.Info(f"Deleted {name}.")
         return gr.Row(visible=False), *list_runs(None)
 
-    list_outputs = [tab.table, tab.run_select, tab.resume_button]
+    list_outputs = [tab.table, tab.run_select, tab.resume_button, tab.details]
     tab.refresh_button.click(list_runs, [tab.run_select], list_outputs, api_name="list_runs")
     demo.load(list_runs, [tab.run_select], list_outputs, api_visibility="private")
     tab_item.select(list_runs, [tab.run_select], list_outputs, api_visibility="private")
