@@ -29,6 +29,13 @@ COMPARISONS = (
     ("InstFree", "no instruction"),
     ("fixed instruction", "no instruction"),
     ("fixed instruction", BASE),
+    ("InstFree (shadow momentum)", "InstFree"),
+    ("InstFree w/ RS (shadow momentum)", "InstFree w/ RS"),
+    ("InstFree (shadow momentum)", "fixed instruction"),
+    ("InstFree w/ RS (shadow momentum)", "fixed instruction"),
+    ("InstFree w/ RS (shadow momentum)", "InstFree (shadow momentum)"),
+    *((f"InstFree w/ RS (shadow momentum), m={m}", f"InstFree w/ RS, m={m}") for m in (0.0, 0.9, 0.99)),
+    ("InstFree w/ RS (shadow momentum)", "InstFree w/ RS (shadow momentum), m=0.0"),
 )
 
 

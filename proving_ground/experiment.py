@@ -34,10 +34,25 @@ MAIN_METHODS: dict[str, dict] = {
     "fixed instruction": {"instruction": "fixed", "shuffling": "none"},
     "InstFree": {"instruction": "proxy", "shuffling": "none"},
     "InstFree w/ RS": {"instruction": "proxy", "shuffling": "auto"},
+    # `shadow`: the forward pass uses the average t̄ while gradients train t, so t̄
+    # averages a trained proxy. The rows above use the engine's default `reload`,
+    # which sets t to t̄ before every step.
+    "InstFree (shadow momentum)": {"instruction": "proxy", "shuffling": "none", "momentum_update": "shadow"},
+    "InstFree w/ RS (shadow momentum)": {"instruction": "proxy", "shuffling": "auto", "momentum_update": "shadow"},
 }
-# Each ablation changes one setting of InstFree w/ RS.
+# Each ablation changes one setting of InstFree w/ RS or of its shadow-momentum row,
+# except the last, which changes one setting of fixed instruction.
 ABLATIONS: dict[str, dict] = {
     **{f"InstFree w/ RS, m={m}": {"instruction": "proxy", "shuffling": "auto", "momentum": m} for m in (0.0, 0.9, 0.99)},
+    **{
+        f"InstFree w/ RS (shadow momentum), m={m}": {
+            "instruction": "proxy",
+            "shuffling": "auto",
+            "momentum": m,
+            "momentum_update": "shadow",
+        }
+        for m in (0.0, 0.9, 0.99)
+    },
     **{f"InstFree w/ RS, K={k}": {"instruction": "proxy", "shuffling": "auto", "num_proxy_tokens": k} for k in (1, 4)},
     "InstFree w/ RS, no warm-up": {"instruction": "proxy", "shuffling": "auto", "warmup_epochs": 0.0},
     "InstFree w/ RS, vision+projector only": {

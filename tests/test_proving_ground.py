@@ -77,6 +77,22 @@ def test_domain_quiz_asks_only_new_values(tmp_path):
             assert question.attribute == "size"
 
 
+def test_shadow_methods_change_only_momentum_update(tmp_path):
+    from proving_ground.experiment import MAIN_METHODS, TuningSettings, method_config
+
+    data = write_domain(tmp_path / "domain", tune_images=2, quiz_images=1, seed=1)
+    for reload_method in ("InstFree", "InstFree w/ RS"):
+        overrides = dict(MAIN_METHODS[f"{reload_method} (shadow momentum)"])
+        assert overrides.pop("momentum_update") == "shadow"
+        assert overrides == MAIN_METHODS[reload_method]
+        assert "momentum_update" not in MAIN_METHODS[reload_method]
+
+        config = method_config(
+            reload_method, MAIN_METHODS[f"{reload_method} (shadow momentum)"], tmp_path, data, 0, TuningSettings(), tmp_path
+        )
+        assert config.method.momentum_update == "shadow"
+
+
 @pytest.fixture(scope="module")
 def stage0_dir() -> Path:
     if not (SHIPPED_STAGE0 / "config.json").exists():
