@@ -152,8 +152,8 @@ def test_upload_limits_and_zip_traversal(tmp_path):
         assert demo.server_name == "127.0.0.1"
         client = Client(url, verbose=False)
 
-        summary, _, problems, gallery, _ = client.predict(None, [handle_file(str(traversal_zip))], 0.2,
-                                                          api_name="/ingest_upload")
+        summary, _, problems, gallery, *_ = client.predict([handle_file(str(traversal_zip))], 0.2,
+                                                           api_name="/ingest_files")
         rejected = [row for row in problems["data"] if "outside.txt" in row[0]]
         assert rejected, problems["data"]
         assert rejected[0][1] == "rejected"
@@ -165,9 +165,9 @@ def test_upload_limits_and_zip_traversal(tmp_path):
         for number, path in enumerate(halves):
             path.write_bytes(bytes([number]) * 150_000)
         with pytest.raises(AppError, match=r"upload is 293.0 KiB, above the limit of 195.3 KiB per upload"):
-            client.predict(None, [handle_file(str(p)) for p in halves], 0.2, api_name="/ingest_upload")
+            client.predict([handle_file(str(p)) for p in halves], 0.2, api_name="/ingest_files")
 
         large = tmp_path / "large.bin"
         large.write_bytes(b"\0" * 300_000)
         with pytest.raises(ValueError, match="exceeds the maximum file size of 250000 bytes"):
-            client.predict(None, [handle_file(str(large))], 0.2, api_name="/ingest_upload")
+            client.predict([handle_file(str(large))], 0.2, api_name="/ingest_files")
