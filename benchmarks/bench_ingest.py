@@ -49,7 +49,7 @@ def single_frame_sources() -> list[Path]:
             dataset = pydicom.dcmread(path)
             if int(dataset.get("NumberOfFrames", 1) or 1) != 1:
                 continue
-            dataset.pixel_array
+            _ = dataset.pixel_array  # decodes, or raises for files the benchmark cannot use
             dataset.save_as(io.BytesIO())
         except Exception:  # noqa: BLE001 - files that do not decode or rewrite are left out
             continue

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+
 from engine.config import RunConfig
 from engine.evaluation.variants import ModelVariants
 from engine.models.loading import load_model

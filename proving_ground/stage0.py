@@ -45,8 +45,8 @@ from proving_ground import quiz
 from proving_ground.world import (
     ATTRIBUTE_KEYS,
     BACKGROUND,
-    IMAGE_SIZE,
     COLOURS,
+    IMAGE_SIZE,
     PATTERNS,
     SEEN_COLOURS,
     SEEN_PATTERNS,

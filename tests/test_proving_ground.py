@@ -11,7 +11,6 @@ import torch
 
 from engine.data.attributes import parse_attributes
 from engine.evaluation.parsing import parse_answer
-from engine.models.loading import load_model
 from proving_ground import quiz
 from proving_ground.domain import write_domain
 from proving_ground.stage0 import SHIPPED_STAGE0, Stage0Settings, evaluate_seen_values, train_stage0
