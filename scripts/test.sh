@@ -15,6 +15,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
+python3 -m ruff check .
+
 export HF_HUB_OFFLINE=1
 export GRADIO_ANALYTICS_ENABLED=False
 python3 -m pytest "$@"

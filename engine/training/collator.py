@@ -61,7 +61,7 @@ def load_image(sample: Sample, size: int | None) -> Image.Image:
 class ReportCollator:
     """Turn a list of samples into model inputs with `labels`.
 
-    `user_text` is what stands in the user turn: K proxy placeholders, a
+    `user_text` is the text of the user turn: K proxy placeholders, a
     fixed instruction, or "". Each shuffling permutation is drawn from a
     generator seeded with (seed, stage, epoch, sample id): every draw of a
     sample in a new epoch gets a fresh order, and a resumed run sees exactly
@@ -165,5 +165,5 @@ class EpochCallback(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.collator.stage = self.stage
-        # On resume the state holds a fractional epoch; its floor is the epoch in progress.
+        # On resume the state has a fractional epoch, and its floor is the epoch in progress.
         self.collator.epoch = math.floor(state.epoch + 1e-6)

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 def user_text_for(config: RunConfig) -> str:
-    """Return what stands in the user turn: placeholders, the fixed text, or nothing."""
+    """Return the user-turn text: placeholders, the fixed instruction, or nothing."""
     method = config.method
     if method.instruction == "proxy":
         return PLACEHOLDER_TOKEN * method.num_proxy_tokens
@@ -124,7 +124,7 @@ def collator_image_size(sample: Sample, collator: ReportCollator) -> tuple[int, 
 
 
 class RunFolderInUseError(RuntimeError):
-    """Raised when a run folder already holds a run and --resume was not given."""
+    """Raised when a run folder already contains a run and --resume was not given."""
 
 
 def _attach_log_file(folder: RunFolder) -> logging.Handler | None:
