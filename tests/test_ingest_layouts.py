@@ -549,3 +549,20 @@ def test_cli_reports_unusable_input(tmp_path, capsys):
 
     assert code == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_manifest_inside_wrapper_folder_of_zip(tmp_path):
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name, value in (("a.png", 10), ("b.png", 20)):
+            buffer = io.BytesIO()
+            Image.new("L", (40, 30), value).save(buffer, format="PNG")
+            bundle.writestr(f"study/images/{name}", buffer.getvalue())
+        bundle.writestr("study/manifest.csv", "image,report\nimages/a.png,Cell size: small\nimages/b.png,Cell size: large\n")
+        bundle.writestr("__MACOSX/study/._manifest.csv", b"\0")
+
+    result = ingest(archive, tmp_path / "cache")
+    reports = {sample.source: sample.report for sample in result.samples}
+
+    assert reports == {"study/images/a.png": "Cell size: small", "study/images/b.png": "Cell size: large"}
+    assert records_by_path(result)["study/manifest.csv"].status == "ok"

@@ -2,8 +2,8 @@
 
 Three layouts are recognised, per folder tree:
 
-* a manifest (`.csv`, `.tsv`, `.jsonl`) at the top of the tree names every
-  image and its report;
+* a manifest (`.csv`, `.tsv`, `.jsonl`) at the top of the tree, or in the
+  one folder that wraps the whole tree, names every image and its report;
 * otherwise an image and a report with the same stem in the same folder
   form a pair (`a.jpg` + `a.txt`);
 * otherwise a folder with no such pairs and exactly one report is a study
@@ -95,12 +95,30 @@ def discover(
             continue
         files.append(InputFile(path, name, kind))
 
-    manifests = [f for f in files if f.kind is FileKind.MANIFEST and f.folder == prefix.rstrip("/")]
+    top = _top_folder(files, prefix)
+    manifests = [f for f in files if f.kind is FileKind.MANIFEST and f.folder == top]
     if manifests:
-        plan.extend(plan_from_manifests(root, prefix, files, manifests))
+        plan.extend(plan_from_manifests(root, f"{top}/" if top else "", files, manifests))
     else:
         plan.extend(_plan_folders(files, prefix))
     return plan
+
+
+def _top_folder(files: list[InputFile], prefix: str) -> str:
+    """Return the folder that holds every file, looking through wrapper folders.
+
+    A zip made by a file manager usually wraps everything in one folder
+    (`study.zip` → `study/…`); a manifest in that folder is read as if it
+    sat at the top of the input.
+    """
+    top = prefix.rstrip("/")
+    folders = {file.folder for file in files}
+    while folders:
+        children = {folder[len(top) :].lstrip("/").split("/")[0] if top else folder.split("/")[0] for folder in folders}
+        if "" in children or len(children) != 1:
+            return top
+        top = f"{top}/{children.pop()}" if top else children.pop()
+    return top
 
 
 def plan_archive(archive: Path, name_prefix: str, staging: Path, options: IngestOptions) -> IngestPlan:
