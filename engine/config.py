@@ -92,7 +92,7 @@ class TrainingConfig:
     max_length: int = 2048
     """Maximum tokens per sample; the report is truncated, never the prompt."""
     image_size: int | None = None
-    """Longest image side in pixels given to the processor; None keeps the processor's default."""
+    """Maximum image side in pixels given to the processor; None keeps the processor's default."""
     seed: int = 0
     logging_steps: int = 1
     save_steps: int = 50
@@ -106,7 +106,7 @@ class DataConfig:
     path: str = "sample_data"
     """Folder or zip of images with reports."""
     cache_dir: str | None = None
-    """Where decoded images are cached; default: `~/.cache/instruction-free-tuning/images`."""
+    """Folder of the decoded-image cache; default: `$IFT_CACHE_DIR/images`, i.e. `~/.cache/instruction-free-tuning/images`."""
     quiz_fraction: float = 0.2
     """Share of images held out as the quiz set (never tuned on); 0 tunes on all."""
     split_seed: int = 0
