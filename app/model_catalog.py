@@ -78,7 +78,7 @@ def resolve_model_name(choice: str, local_folder: str) -> str:
         return choice
     folder = Path((local_folder or "").strip()).expanduser()
     if not str(local_folder or "").strip():
-        raise ValueError("Missing model folder: type the path of a folder that holds config.json.")
+        raise ValueError("Missing model folder: type the path of a folder that contains config.json.")
     if not (folder / "config.json").is_file():
         raise ValueError(f"Model folder {folder} has no config.json. Give the folder of a saved Hugging Face model.")
     return str(folder)

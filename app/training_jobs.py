@@ -180,8 +180,8 @@ class TrainingJobs:
             details=status,
         )
         if state.finished and _launched_after(launch, status):
-            # Resumed, but the new process has not written a status yet: the file still says how the previous
-            # process ended. If the new process is gone too, the check below reports it as failed.
+            # Resumed, but the new process has not written a status yet, so the file still records how the
+            # previous process ended. If the new process is gone too, the check below reports it as failed.
             state.status, state.stage, state.error = "created", "resume", None
         if state.status in ACTIVE_STATUSES and not alive and (launch or state.status == "running"):
             state.status = "failed"

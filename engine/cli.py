@@ -92,7 +92,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Share of images held out as the quiz set, never tuned on (default: {defaults.data.quiz_fraction}).",
     )
     parser.add_argument(
-        "--image-size", type=int, help="Longest image side in pixels given to the processor (default: processor's own)."
+        "--image-size", type=int, help="Maximum image side in pixels given to the processor (default: processor's own)."
     )
     parser.add_argument(
         "--max-length",

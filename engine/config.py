@@ -54,9 +54,9 @@ class MethodConfig:
     momentum: float = 0.999
     """m in t̄ ← m·t̄ + (1−m)·t; 0 uses the trained proxy directly."""
     momentum_update: MomentumUpdate = "reload"
-    """`reload`: t is set to t̄ before every forward pass, so t̄ moves by (1−m) of each
-    optimizer step. `shadow`: the forward pass sees t̄ while gradients train t,
-    which keeps its own trajectory; t̄ averages it."""
+    """Momentum rule. `reload`: t is set to t̄ before every forward pass, so t̄ moves by
+    (1−m) of each optimizer step. `shadow`: the forward pass uses t̄ while gradients
+    train t, which keeps its own trajectory, and t̄ averages it."""
     shuffling: Shuffling = "auto"
     """Response shuffling: `comma` phrases, `sentence`s, `auto` picks per report."""
     warmup_epochs: float = 1.0

@@ -43,7 +43,7 @@ def reply_prefix_text(processor, family: Family) -> str:
     """Return what the template puts between the generation prompt and the reply.
 
     Some templates end the generation prompt with `ASSISTANT:` but render a
-    reply as `ASSISTANT: text`; the report is trained with that space so
+    reply as `ASSISTANT: text`. The report is trained with that space, so
     training matches the template.
     """
     if not family.uses_chat_template:
@@ -57,7 +57,7 @@ def end_of_turn_text(processor, family: Family) -> str:
     """Return the text the template puts after an assistant reply (e.g. `<|im_end|>\\n`).
 
     The report is followed by these tokens in training, so that the tuned
-    model learns to stop where the template says a turn ends.
+    model learns to stop where the template ends a turn.
     """
     tokenizer = getattr(processor, "tokenizer", processor)
     if not family.uses_chat_template:

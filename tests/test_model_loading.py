@@ -21,7 +21,7 @@ def test_demo_model_is_labelled(caplog):
 
 def test_uncached_hub_id_fails_without_download(monkeypatch):
     # Downloads are off by default, so this must fail from the local cache
-    # alone, whatever HF_HUB_OFFLINE says.
+    # alone, whatever the value of HF_HUB_OFFLINE.
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with pytest.raises(ModelNotAvailableError, match="downloads are off") as error:
         load_model("Qwen/Qwen2.5-VL-3B-Instruct")

@@ -51,7 +51,7 @@ class ScoringSettings:
     length_normalise: bool = False
     """With `likelihood_target: text`, rank options by mean log-probability per token instead of the sum."""
     image_size: int | None = None
-    """Longest image side in pixels given to the processor; None keeps the processor's default."""
+    """Maximum image side in pixels given to the processor; None keeps the processor's default."""
     grounding_control: bool = True
     """Also score every item with a uniform grey image in place of the real one."""
     prompt: PromptSettings | None = None

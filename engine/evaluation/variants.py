@@ -69,9 +69,9 @@ class WeightSwap:
 
     The tuned tensors are read from the (memory-mapped) file on every swap
     in. The base values are read back the same way from the base model's own
-    safetensors files when they hold every replaced tensor under the same
-    name and shape; only otherwise (a hub checkpoint with renamed keys, say)
-    is a CPU copy of the replaced tensors kept.
+    safetensors files when every replaced tensor is found there with the same
+    shape and equal values (see `_locate_base_tensors`). Otherwise a CPU copy
+    of the replaced tensors is kept.
     """
 
     def __init__(self, model: torch.nn.Module, path: Path, base_dir: Path | None = None) -> None:

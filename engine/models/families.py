@@ -32,7 +32,7 @@ class Family:
     """What the engine needs to know about one model architecture.
 
     `group_patterns` returns, for a model config, one regular expression per
-    group; a parameter belongs to the first group whose pattern matches the
+    group. A parameter belongs to the first group whose pattern matches the
     start of its name (the order is projector, vision, language, so that a
     projector nested inside the vision tower is claimed first).
     `uses_chat_template` is False for PaliGemma, whose processor builds the

@@ -61,7 +61,7 @@ def resolve_model_source(name: str) -> tuple[str, bool]:
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser()), False
     if Path(name).expanduser().exists():
-        raise ModelNotAvailableError(f"Model path {name} is a file; pass the folder that holds config.json.")
+        raise ModelNotAvailableError(f"Model path {name} is a file; pass the folder that contains config.json.")
     return name, False
 
 
@@ -125,7 +125,7 @@ def _not_available(name: str, error: Exception, allow_download: bool) -> ModelNo
         reason = "the hub could not be reached or the id is wrong"
     return ModelNotAvailableError(
         f"Could not load model {name!r}: it is not a local folder and not in the local Hugging Face cache, "
-        f"and {reason}. Pass a local folder that holds config.json, download the model once on a connected "
+        f"and {reason}. Pass a local folder that contains config.json, download the model once on a connected "
         f"machine (`hf download {name}`) and copy the cache, or use the demo model. "
         f"Cause: {type(error).__name__}: {error}"
     )

@@ -64,7 +64,7 @@ class ReportCollator:
     `user_text` is the text of the user turn: K proxy placeholders, a
     fixed instruction, or "". Each shuffling permutation is drawn from a
     generator seeded with (seed, stage, epoch, sample id): every draw of a
-    sample in a new epoch gets a fresh order, and a resumed run sees exactly
+    sample in a new epoch gets a fresh order, and a resumed run draws exactly
     the orders of an uninterrupted one. `EpochCallback` keeps `epoch` and
     `stage` current.
     """

@@ -242,9 +242,10 @@ class TrainOutcome:
 def train(config: RunConfig, run_dir: Path, resume: bool = False, callbacks: tuple = ()) -> TrainOutcome:
     """Run instruction-free tuning (or a baseline) into `run_dir`.
 
-    The status file says `completed`, `stopped` (a stop was requested; resume
-    continues from the saved checkpoint) or `failed` (with the error, which is
-    also re-raised). `callbacks` are extra `TrainerCallback`s for both stages.
+    The final status is `completed`, `stopped` (a stop was requested, and
+    resume continues from the saved checkpoint) or `failed` (with the error,
+    which is also re-raised). `callbacks` are extra `TrainerCallback`s for both
+    stages.
     """
     config.validate()
     folder = RunFolder(Path(run_dir))

@@ -77,5 +77,8 @@ class InstructionFreeTrainer(Trainer):
             and not self.proxy.attached
             and bool((inputs["input_ids"] == self.proxy.placeholder_id).any())
         ):
-            raise RuntimeError("The batch holds proxy placeholders but the proxy hook is not attached.")
+            raise RuntimeError(
+                "The batch contains proxy placeholders but the proxy hook is not attached; "
+                "call proxy.attach(model.get_input_embeddings()) before training."
+            )
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)

@@ -118,8 +118,8 @@ def wire_compare_tab(demo: gr.Blocks, tab_item: gr.Tab, tab: CompareTab, shared:
     def prepare_comparison(run_name: str | None) -> None:
         """Load the run's models and data ahead of the first comparison, unless a training job is running.
 
-        Loading is the slow part of a first comparison; skipping it while a
-        job trains avoids holding a second copy of a model next to training.
+        Loading is the slow part of a first comparison. It is skipped while a
+        job trains, so no second copy of a model sits next to training.
         Failures are only logged, because the Compare button reports them.
         """
         if not run_name or jobs.active_run() is not None:
@@ -147,7 +147,7 @@ def wire_compare_tab(demo: gr.Blocks, tab_item: gr.Tab, tab: CompareTab, shared:
                     replies[variant] = text
                     yield replies["base"], replies["tuned"]
             except (ValueError, RuntimeError) as error:
-                raise user_error(f"The {variant} model could not answer: {error}") from error
+                raise user_error(f"Generation with the {variant} model failed: {error}") from error
         yield replies["base"], replies["tuned"]
 
     tab.refresh_button.click(list_compare_runs, [tab.run_select], [tab.run_select], api_name="list_compare_runs")

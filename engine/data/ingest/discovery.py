@@ -105,10 +105,10 @@ def discover(
 
 
 def _top_folder(files: list[InputFile], prefix: str) -> str:
-    """Return the folder that holds every file, looking through wrapper folders.
+    """Return the folder that contains every file, looking through wrapper folders.
 
     A zip made by a file manager usually wraps everything in one folder
-    (`study.zip` → `study/…`); a manifest in that folder is read as if it
+    (`study.zip` → `study/…`). A manifest in that folder is read as if it
     sat at the top of the input.
     """
     top = prefix.rstrip("/")
